@@ -1,0 +1,250 @@
+"""Params validation: `params.yaml` is read and checked once, here, into typed objects.
+
+Inner code never reads `params.yaml` again. Every error names the key, the bad value and
+what is allowed, so a user can fix it without reading the source.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml is not allowed. The message says which key and what to write."""
+
+
+# --------------------------------------------------------------------------- fields
+@dataclass(frozen=True)
+class Field:
+    """One allowed key: its type, default and limits. `default=REQUIRED` makes it mandatory."""
+
+    kind: type
+    default: Any
+    choices: tuple | None = None
+    minimum: float | None = None          # inclusive
+    positive: bool = False                # strictly > 0
+    below: float | None = None            # strictly < below
+    maximum: float | None = None          # inclusive
+    length: int | None = None             # for lists: exact length
+    nullable: bool = False
+    help: str = ""
+
+    def check(self, key: str, value: Any) -> Any:
+        if value is None:
+            if self.nullable:
+                return None
+            raise ParamsError(f"{key}: got null; expected {self.describe()}")
+        if self.kind is list:
+            if not isinstance(value, (list, tuple)) or (self.length and len(value) != self.length):
+                raise ParamsError(f"{key}: got {value!r}; expected {self.describe()}")
+            inner = Field(float, None, minimum=self.minimum, below=self.below)
+            return tuple(inner.check(f"{key}[{i}]", v) for i, v in enumerate(value))
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, self.kind) or (self.kind is not bool and isinstance(value, bool)):
+            raise ParamsError(f"{key}: got {value!r} ({type(value).__name__}); expected {self.describe()}")
+        if self.kind is float and not math.isfinite(value):
+            raise ParamsError(f"{key}: got {value!r}; expected a finite number")
+        if self.choices is not None and value not in self.choices:
+            raise ParamsError(f"{key}: got {value!r}; allowed values: {', '.join(map(str, self.choices))}")
+        if self.positive and value <= 0:
+            raise ParamsError(f"{key}: got {value!r}; expected a number > 0")
+        if self.minimum is not None and value < self.minimum:
+            raise ParamsError(f"{key}: got {value!r}; expected a number >= {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise ParamsError(f"{key}: got {value!r}; expected a number <= {self.maximum}")
+        if self.below is not None and value >= self.below:
+            raise ParamsError(f"{key}: got {value!r}; expected a number < {self.below}")
+        return value
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.kind is list:
+            return f"a list of {self.length} numbers" if self.length else "a list of numbers"
+        words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[self.kind]
+        if self.positive:
+            words += " > 0"
+        elif self.minimum is not None:
+            words += f" >= {self.minimum}"
+        return words + (" or null" if self.nullable else "")
+
+
+REQUIRED = object()
+
+
+def check_section(prefix: str, raw: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
+    """Validate one mapping against its fields; unknown keys are errors, missing keys take defaults."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{prefix}: got {raw!r}; expected a mapping of keys to values")
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{prefix}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(fields))}"
+        )
+    out = {}
+    for name, spec in fields.items():
+        key = f"{prefix}.{name}"
+        if name not in raw:
+            if spec.default is REQUIRED:
+                raise ParamsError(f"{key}: missing; expected {spec.describe()}")
+            out[name] = spec.default
+        else:
+            out[name] = spec.check(key, raw[name])
+    return out
+
+
+# --------------------------------------------------------------------------- sections
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+DATA_FIELDS = {
+    "dataset": Field(str, "fashion-mnist", help="a dataset registered in genlab.data.sources"),
+    "train_limit": Field(int, None, positive=True, nullable=True,
+                         help="use only the first N training images (null: all)"),
+}
+TRAIN_FIELDS = {
+    "device": Field(str, "auto", choices=DEVICES),
+    "precision": Field(str, "auto", choices=PRECISIONS,
+                       help="auto: bf16 autocast where the hardware has fast bf16 (CUDA, AMX/AVX512-BF16 CPUs), else fp32"),
+    "log_every": Field(int, 20, positive=True, help="steps between logged metric points"),
+    "grid_size": Field(int, 64, positive=True, help="images in the per-epoch sample grid"),
+}
+SAMPLE_FIELDS = {
+    "num_samples": Field(int, 2000, positive=True),
+    "batch_size": Field(int, 500, positive=True),
+    "grid_size": Field(int, 100, positive=True),
+}
+EVAL_FIELDS = {
+    "num_real": Field(int, 2000, positive=True, help="real test images for the cached statistics"),
+    "batch_size": Field(int, 50, positive=True),
+    "precision": Field(str, "auto", choices=PRECISIONS),
+    "device": Field(str, "auto", choices=DEVICES),
+    "kid_subset_size": Field(int, 1000, positive=True),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of `models:` in params.yaml, merged with its type's defaults."""
+
+    name: str
+    type: str
+    epochs: int
+    batch_size: int
+    lr: float
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, Any]:
+        return {"type": self.type, "epochs": self.epochs, "batch_size": self.batch_size,
+                "lr": self.lr, **self.hparams}
+
+
+COMMON_MODEL_FIELDS = {
+    "type": Field(str, REQUIRED),
+    "epochs": Field(int, 1, positive=True),
+    "batch_size": Field(int, 64, positive=True),
+    "lr": Field(float, 2e-4, positive=True),
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    data: Mapping[str, Any]
+    train: Mapping[str, Any]
+    sample: Mapping[str, Any]
+    eval: Mapping[str, Any]
+    models: Mapping[str, ModelSpec]
+
+    def model(self, name: str) -> ModelSpec:
+        if name not in self.models:
+            raise ParamsError(f"models.{name}: not in params.yaml; defined models: {', '.join(self.models)}")
+        return self.models[name]
+
+
+def _model_spec(name: str, raw: Any) -> ModelSpec:
+    from genlab.models import MODEL_TYPES  # the registry; imported late to keep config light
+
+    prefix = f"models.{name}"
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{prefix}: got {raw!r}; expected a mapping with at least `type`")
+    raw = dict(raw)
+    raw.setdefault("type", name)
+    kind = raw["type"]
+    if kind not in MODEL_TYPES:
+        raise ParamsError(f"{prefix}.type: got {kind!r}; allowed values: {', '.join(sorted(MODEL_TYPES))}")
+    cls = MODEL_TYPES[kind]
+    fields = dict(COMMON_MODEL_FIELDS)
+    for key, default in cls.defaults.items():
+        if key in fields:  # a type may change a common default (e.g. WGAN's lr)
+            base = fields[key]
+            fields[key] = dataclasses.replace(base, default=default)
+    fields.update(cls.hparam_fields)
+    values = check_section(prefix, raw, fields)
+    common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS}
+    return ModelSpec(name=name, hparams=values, **common)
+
+
+def parse_params(raw: Any) -> Params:
+    from genlab.data.sources import DATASETS
+
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"params.yaml: expected a mapping at the top level, got {type(raw).__name__}")
+    allowed = {"seed", "data", "train", "sample", "eval", "models"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ParamsError(f"{unknown[0]}: unknown top-level key; allowed keys: {', '.join(sorted(allowed))}")
+    seed = Field(int, 0, minimum=0).check("seed", raw.get("seed", 0))
+    data = check_section("data", raw.get("data"), DATA_FIELDS)
+    if data["dataset"] not in DATASETS:
+        raise ParamsError(f"data.dataset: got {data['dataset']!r}; allowed values: {', '.join(sorted(DATASETS))}")
+    models_raw = raw.get("models")
+    if not isinstance(models_raw, Mapping) or not models_raw:
+        raise ParamsError("models: expected a mapping of model names to their settings, e.g. `models: {dcgan: {type: dcgan}}`")
+    models = {}
+    for name, spec in models_raw.items():
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise ParamsError(f"models.{name}: model names may use letters, digits, '_' and '-' only")
+        models[name] = _model_spec(name, spec)
+    return Params(
+        seed=seed,
+        data=data,
+        train=check_section("train", raw.get("train"), TRAIN_FIELDS),
+        sample=check_section("sample", raw.get("sample"), SAMPLE_FIELDS),
+        eval=check_section("eval", raw.get("eval"), EVAL_FIELDS),
+        models=models,
+    )
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found; run the stage from the repository root")
+    with open(path) as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw)
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; used for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out

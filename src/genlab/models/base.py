@@ -1,0 +1,109 @@
+"""The contract every model follows, and the registry keyed by the `type:` users write.
+
+A model owns its networks and optimizers and knows how one training step updates them;
+the training loop (genlab.training.loop) is the same for every model. Images enter a
+model as uint8 tensors and leave `generate` as floats in [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from genlab.config import Field, ModelSpec
+
+MODEL_TYPES: dict[str, type["GenerativeModel"]] = {}
+
+
+def register_model(name: str):
+    """Class decorator: make a model available as `type: <name>` in params.yaml."""
+
+    def wrap(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+        if name in MODEL_TYPES:
+            raise KeyError(f"model type {name!r} registered twice")
+        cls.type_name = name
+        MODEL_TYPES[name] = cls
+        return cls
+
+    return wrap
+
+
+class GenerativeModel(nn.Module):
+    """Base class: subclasses build networks in __init__ and implement the three hooks below."""
+
+    type_name: ClassVar[str] = ""
+    #: Overrides of the common model fields (epochs, batch_size, lr) for this type.
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Type-specific hyperparameters, validated by genlab.config.
+    hparam_fields: ClassVar[Mapping[str, Field]] = {}
+    #: Models that take a class label in `generate`.
+    conditional: ClassVar[bool] = False
+    #: Names of the per-step metrics `training_step` returns (logged to MLflow).
+    metric_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether inputs are scaled to [-1, 1] (tanh generators) or [0, 1] (sigmoid decoders).
+    symmetric_pixels: ClassVar[bool] = True
+
+    def __init__(self, spec: ModelSpec, image_shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        self.spec = spec
+        self.hp = dict(spec.hparams)
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+
+    # -- hooks -------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor,
+                      optimizers: Mapping[str, torch.optim.Optimizer], step: int) -> dict[str, torch.Tensor]:
+        """Update the networks on one batch; return detached scalar tensors named in metric_names."""
+        raise NotImplementedError
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Latent codes for `generate`; `generator` (on CPU) makes them reproducible."""
+        device = generator.device if generator is not None else self.device
+        noise = torch.randn(n, self.hp["latent_dim"], generator=generator, device=device)
+        return self.noise_to_latent(noise.to(self.device))
+
+    def noise_to_latent(self, noise: torch.Tensor) -> torch.Tensor:
+        """Map N(0, I) noise to the model's prior (the identity for all but the plain AE)."""
+        return noise
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [0, 1], shape (n, C, H, W), from latent codes (and labels if conditional)."""
+        raise NotImplementedError
+
+    def after_training(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Called once with the whole uint8 training set when training ends (e.g. to fit a prior)."""
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def to_input(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        x = images_uint8.float() / 255.0
+        return x * 2 - 1 if self.symmetric_pixels else x
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return ((x + 1) / 2).clamp(0, 1) if self.symmetric_pixels else x.clamp(0, 1)
+
+    def adam(self, params, betas_key: str = "betas") -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr=self.spec.lr, betas=tuple(self.hp.get(betas_key, (0.5, 0.999))))
+
+
+LATENT = Field(int, 100, positive=True, help="size of the latent vector z")
+BETAS = Field(list, (0.5, 0.999), length=2, minimum=0.0, below=1.0, help="Adam betas")
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights and N(1, 0.02) BatchNorm scales, as in Radford et al. (2015)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

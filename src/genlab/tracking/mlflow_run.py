@@ -1,0 +1,143 @@
+"""MLflow tracking: where the store lives, one run per trained model, metrics logged in batches.
+
+The default store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`,
+anchored at the repository root (DVC_ROOT for stages), never the current directory, so that
+`dvc exp run --temp` (which runs in .dvc/tmp/exps/...) logs to the same store. Setting
+MLFLOW_TRACKING_URI (e.g. a team's `mlflow server`) overrides both.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from genlab.io import write_json_atomic
+
+RUN_FILE = "mlflow_run.json"
+_MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
+
+
+def repo_root() -> Path:
+    """The repository root: DVC_ROOT when set by DVC, else the nearest parent holding dvc.yaml."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for path in (here, *here.parents):
+        if (path / "dvc.yaml").exists() or (path / ".git").exists():
+            return path
+    return here
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+
+
+def client(root: Path | None = None) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri(root))
+
+
+def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
+    exp = cl.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):  # a server decides its own artifact store
+        artifacts = ((root or repo_root()) / "mlartifacts" / name).as_uri()
+    try:
+        return cl.create_experiment(name, artifact_location=artifacts)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel stage
+        return cl.get_experiment_by_name(name).experiment_id
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, str]:
+    tags = {"genlab.stage": stage}
+    commit = _git("rev-parse", "HEAD", cwd=root)
+    if commit:
+        tags["git.commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+        tags["git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root)))
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+    if data_hash:
+        tags["data.hash"] = data_hash
+    return tags
+
+
+class TrainingRun:
+    """One MLflow run, identified by the run id saved in the model's output directory."""
+
+    def __init__(self, cl: MlflowClient, run_id: str):
+        self.client = cl
+        self.run_id = run_id
+        self._pending: list[Metric] = []
+
+    # -- creation / lookup ---------------------------------------------------------------
+    @classmethod
+    def create(cls, *, experiment: str, run_name: str, params: Mapping[str, Any],
+               tags: Mapping[str, str], run_dir: Path) -> "TrainingRun":
+        root = repo_root()
+        cl = client(root)
+        run = cl.create_run(experiment_id(cl, experiment, root), run_name=run_name, tags=dict(tags))
+        self = cls(cl, run.info.run_id)
+        items = [Param(k, str(v)) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            cl.log_batch(self.run_id, params=items[i:i + 100])
+        write_json_atomic(run_dir / RUN_FILE, {"run_id": self.run_id, "experiment": experiment,
+                                               "tracking_uri": tracking_uri(root)})
+        return self
+
+    @classmethod
+    def from_dir(cls, run_dir: Path) -> "TrainingRun":
+        path = Path(run_dir) / RUN_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no MLflow run id; run the train stage for this model first")
+        info = json.loads(path.read_text())
+        return cls(client(), info["run_id"])
+
+    # -- logging -------------------------------------------------------------------------
+    def log_metrics(self, values: Mapping[str, float], step: int) -> None:
+        """Queue metrics; they reach the store on flush() (one call per ~1000 values)."""
+        ts = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items())
+        if len(self._pending) >= _MAX_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_image(self, image, key: str, step: int | None = None) -> None:
+        """A step-indexed image: the MLflow UI shows how it evolves across steps."""
+        self.client.log_image(self.run_id, image, key=key, step=step or 0)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_dict(self, obj: Mapping[str, Any], name: str) -> None:
+        self.client.log_dict(self.run_id, dict(obj), name)
+
+    def terminate(self, ok: bool = True) -> None:
+        self.flush()
+        self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
+
+    def reopen(self) -> None:
+        self.client.update_run(self.run_id, status="RUNNING")
+

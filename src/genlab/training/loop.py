@@ -1,0 +1,244 @@
+"""The training loop, one for every model: data on the device, batches sliced, pluggable steps.
+
+The training split is loaded once from HDF5 as a uint8 tensor on the training device; each
+batch is an index into it (no DataLoader, no per-sample Python or PIL work). A checkpoint is
+written atomically at the end of every epoch; a run that was interrupted resumes from it, in
+the same MLflow run, and ends with the same bytes as one that was not.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from genlab.config import Params, flatten
+from genlab.data.hdf5 import read_info, read_split
+from genlab.io import atomic_path
+from genlab.models import GenerativeModel, build_model
+from genlab.sampling.grid import balanced_labels, grid_array, to_uint8
+from genlab.tracking import TrainingRun, provenance_tags, repo_root
+from genlab.training.device import autocast, resolve_device, resolve_precision
+
+CHECKPOINT = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    steps: int
+    images_per_second: float
+    precision: str
+    device: str
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(params: Params, model_name: str, data_hash: str) -> str:
+    """What a checkpoint must match to be resumed: the model's spec, seed, data and train options."""
+    spec = params.models[model_name].flat()
+    keys = {"spec": spec, "seed": params.seed, "data": dict(params.data), "data_hash": data_hash,
+            "train": {k: params.train[k] for k in ("device", "precision")}}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_torch_atomic(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def load_model(model_dir: Path, device: torch.device | str = "cpu") -> GenerativeModel:
+    """Rebuild a trained model from `models/<name>/model.pt` (spec, shapes and weights)."""
+    from genlab.config import ModelSpec
+
+    blob = torch.load(Path(model_dir) / MODEL_FILE, map_location=device, weights_only=False)
+    model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"])
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval()
+
+
+def _fixed_grid_inputs(model: GenerativeModel, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latent vectors (and labels) shown in every epoch's grid, drawn once from their own seed."""
+    gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+    z = torch.randn(n, model.hp.get("latent_dim", 1), generator=gen)
+    labels = balanced_labels(n, model.num_classes)
+    return z, labels
+
+
+def _grid_nrow(model: GenerativeModel, n: int) -> int:
+    return model.num_classes if model.conditional else math.ceil(math.sqrt(n))
+
+
+@torch.no_grad()
+def epoch_grid(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor):
+    was_training = model.training
+    model.eval()
+    images = model.generate(model.noise_to_latent(z.to(model.device)), labels.to(model.device))
+    model.train(was_training)
+    if model.conditional:  # column j = class j: transpose so each row is one class
+        k = model.num_classes
+        n = (images.size(0) // k) * k
+        images = images[:n].view(n // k, k, *images.shape[1:]).transpose(0, 1).reshape(n, *images.shape[1:])
+        return grid_array(to_uint8(images).cpu(), nrow=n // k)
+    return grid_array(to_uint8(images).cpu(), nrow=_grid_nrow(model, images.size(0)))
+
+
+def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path) -> TrainResult:
+    spec = params.model(model_name)
+    device = resolve_device(params.train["device"])
+    precision = resolve_precision(params.train["precision"], device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_hash = file_md5(data_path)
+    info = read_info(data_path)
+
+    seed_everything(params.seed)
+    images_np, labels_np = read_split(data_path, "train", limit=params.data["train_limit"])
+    images = torch.from_numpy(images_np).to(device)
+    labels = torch.from_numpy(labels_np).to(device)
+    n_images = images.size(0)
+    batch = min(spec.batch_size, n_images)
+    steps_per_epoch = n_images // batch  # the last partial batch is dropped: BatchNorm needs full batches
+
+    model = build_model(spec, images.shape[1:], len(info["class_names"])).to(device)
+    optimizers = model.configure_optimizers()
+    shuffle = torch.Generator(device="cpu").manual_seed(params.seed)
+    grid_z, grid_labels = _fixed_grid_inputs(model, params.train["grid_size"], params.seed)
+
+    # -- resume or start -----------------------------------------------------------------
+    fp = fingerprint(params, model_name, data_hash)
+    ckpt_path = out_dir / CHECKPOINT
+    start_epoch, history = 0, []
+    run = None
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt.get("fingerprint") == fp and ckpt["epoch"] < spec.epochs:
+            model.load_state_dict(ckpt["model"])
+            for name, opt in optimizers.items():
+                opt.load_state_dict(ckpt["optimizers"][name])
+            shuffle.set_state(ckpt["shuffle_rng"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"])
+            start_epoch, history = ckpt["epoch"], ckpt["history"]
+            try:
+                run = TrainingRun.from_dir(out_dir)
+                run.reopen()
+            except FileNotFoundError:
+                run = None
+            tqdm.write(f"[{model_name}] resuming from epoch {start_epoch} of {spec.epochs}")
+    if run is None:
+        flat_params = {**flatten({"model": spec.flat()}), **flatten({"data": params.data}),
+                       **flatten({"train": params.train}), "seed": params.seed,
+                       "train.resolved_device": device.type, "train.resolved_precision": precision,
+                       "model.parameters": sum(p.numel() for p in model.parameters())}
+        run = TrainingRun.create(
+            experiment=info["dataset"], run_name=model_name, params=flat_params, run_dir=out_dir,
+            tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash),
+                  "genlab.model": model_name, "genlab.model_type": spec.type,
+                  "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()})
+
+    # -- the loop --------------------------------------------------------------------------
+    log_every = params.train["log_every"]
+    names = model.metric_names
+    window: list[torch.Tensor] = []
+    step = start_epoch * steps_per_epoch
+    total = spec.epochs * steps_per_epoch
+    t0, images_seen = time.perf_counter(), 0
+    model.train()
+    try:
+        with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True) as bar:
+            for epoch in range(start_epoch, spec.epochs):
+                order = torch.randperm(n_images, generator=shuffle).to(device)
+                for i in range(steps_per_epoch):
+                    idx = order[i * batch:(i + 1) * batch]
+                    x = model.to_input(images[idx])
+                    with autocast(device, precision):
+                        out = model.training_step(x, labels[idx], optimizers, step)
+                    window.append(torch.stack([out[k].float() for k in names]))
+                    step += 1
+                    images_seen += batch
+                    if len(window) == log_every or step == total:
+                        _flush(window, names, step, history, run, model_name)
+                        window = []
+                        rate = images_seen / (time.perf_counter() - t0)
+                        bar.set_postfix({"img/s": f"{rate:.0f}", **{k: f"{history[-1][k]:.3f}" for k in names[:4]}})
+                    bar.update(1)
+                if window:
+                    _flush(window, names, step, history, run, model_name)
+                    window = []
+                run.log_image(epoch_grid(model, grid_z, grid_labels), key="samples", step=epoch + 1)
+                run.flush()
+                save_torch_atomic({
+                    "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                    "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "history": history,
+                }, ckpt_path)
+        model.eval()
+        model.after_training(images, labels)
+        save_torch_atomic({"spec": {"name": spec.name, "type": spec.type, "epochs": spec.epochs,
+                                    "batch_size": spec.batch_size, "lr": spec.lr, "hparams": dict(spec.hparams)},
+                           "image_shape": tuple(images.shape[1:]), "num_classes": model.num_classes,
+                           "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
+        write_history_csv(plots_path, history, names)
+        elapsed = time.perf_counter() - t0
+        rate = images_seen / elapsed if elapsed > 0 else 0.0
+        run.log_metrics({"train_images_per_second": rate}, step=step)
+        run.log_artifact(out_dir / MODEL_FILE, "model")
+        run.log_artifact(plots_path, "curves")
+        run.terminate(ok=True)
+    except BaseException:
+        run.terminate(ok=False)
+        raise
+    return TrainResult(run.run_id, step, rate, precision, device.type)
+
+
+def _flush(window, names, step, history, run, model_name):
+    """Move a window of per-step values to the host in one transfer; check them; log in one batch."""
+    values = torch.stack(window).cpu()
+    first = step - len(window) + 1
+    if not torch.isfinite(values).all():
+        bad_row, bad_col = (~torch.isfinite(values)).nonzero()[0].tolist()
+        raise TrainingDiverged(
+            f"models.{model_name}: {names[bad_col]} became {values[bad_row, bad_col].item()} at step "
+            f"{first + bad_row}; training stopped. Lower models.{model_name}.lr, or use train.precision: fp32.")
+    for offset, row in enumerate(values.tolist()):
+        record = {"step": first + offset, **dict(zip(names, row))}
+        history.append(record)
+        run.log_metrics(dict(zip(names, row)), step=first + offset)
+
+
+def write_history_csv(path: Path, history: list[dict[str, float]], names) -> None:
+    """Per-step curves as CSV, declared as DVC plots (x: step)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["step", *names])
+        for record in history:
+            writer.writerow([record["step"], *(f"{record[k]:.6g}" for k in names)])
