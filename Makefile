@@ -1,0 +1,35 @@
+# genlab: `make repro` runs the pipeline, `make test` the test suite; both set up .venv first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Stage commands call `python`/`dvc`: make them the venv's.
+RUN    := PATH="$(BIN):$$PATH"
+
+.PHONY: install repro test test-fast ui offline-data clean-outputs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+repro: install
+	$(RUN) dvc repro
+
+test: install
+	$(RUN) python -m pytest -q
+
+test-fast: install
+	$(RUN) python -m pytest -q -m "not e2e"
+
+ui: install
+	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
+		--default-artifact-root "$(CURDIR)/mlartifacts" --port 5000
+
+# Optional: Fashion-MNIST from Debian, so the pipeline runs with no internet.
+offline-data:
+	apt-get install -y dataset-fashion-mnist

@@ -1,0 +1,171 @@
+"""End to end: the real `dvc repro` on tiny params in a temporary git repo, read back from MLflow.
+
+Every registered model type is trained, sampled and evaluated once (module-scoped fixture);
+the tests then check the outputs, the MLflow runs, DVC's skipping and its selective re-runs.
+Data come from the Debian package dataset-fashion-mnist (installed by .ci/run), used as the
+download stage's local mirror.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genlab.models import MODEL_TYPES
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = Path("/usr/share/datasets/fashion-mnist")
+BIN = Path(sys.executable).parent
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`"),
+]
+
+# Tiny settings per model: enough steps for several logged points, seconds of CPU each.
+TINY_MODEL = {"epochs": 2, "batch_size": 32}
+TINY_OVERRIDES = {"width": 8}  # conv models
+CONV_TYPES = {"dcgan", "lsgan", "wgan", "wgan_gp", "dragan", "acgan", "sgan"}
+
+
+def tiny_params() -> dict:
+    models = {}
+    for name in sorted(MODEL_TYPES):
+        entry = {"type": name, **TINY_MODEL}
+        if name in CONV_TYPES:
+            entry.update(TINY_OVERRIDES)
+        models[name] = entry
+    return {
+        "seed": 0,
+        "data": {"dataset": "fashion-mnist", "train_limit": 192},
+        "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
+        "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
+        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6},
+        "models": models,
+    }
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "GENLAB_DATA_MIRROR": str(MIRROR)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> dict:
+    repo = tmp_path_factory.mktemp("project")
+    for item in ("dvc.yaml", ".dvcignore", "pipeline", "src"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    git(repo, "init", "-q")
+    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
+    dvc(repo, "init", "-q")
+    first = dvc(repo, "repro")
+    return {"repo": repo, "first": first.stdout + first.stderr}
+
+
+def mlflow_client(repo: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+
+
+def test_every_stage_ran(project):
+    expected = {"download@fashion-mnist", "pack@fashion-mnist", "real_features"}
+    for name in MODEL_TYPES:
+        expected |= {f"train@{name}", f"sample@{name}", f"evaluate@{name}"}
+    assert ran_stages(project["first"]) == expected
+    lock = yaml.safe_load((project["repo"] / "dvc.lock").read_text())
+    assert set(lock["stages"]) == expected
+
+
+def test_metrics_files_hold_finite_fid_and_kid(project):
+    for name in MODEL_TYPES:
+        record = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
+        assert math.isfinite(record["fid"]["value"]) and record["fid"]["value"] > 0, name
+        assert math.isfinite(record["kid"]["mean"]), name
+        assert record["fid"]["n_fake"] == 12 and record["fid"]["n_real"] == 12
+        assert record["fid"]["extractor"] == "inception-v3-tf-fidhelper"
+        assert len(record["fid"]["weights_sha256"]) == 64
+        assert record["inception_score"]["value"] is None and record["inception_score"]["reason"]
+
+
+def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist")
+    assert experiment is not None
+    assert experiment.artifact_location == (repo / "mlartifacts" / "fashion-mnist").as_uri()
+    for name, cls in MODEL_TYPES.items():
+        run_id = json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"]
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED", name
+        assert run.info.experiment_id == experiment.experiment_id
+        params = run.data.params
+        assert params["model.type"] == name and params["model.epochs"] == "2"
+        assert params["data.train_limit"] == "192" and params["seed"] == "0"
+        assert run.data.tags["genlab.stage"] == f"train@{name}" and "data.hash" in run.data.tags
+        metric = "loss_d" if "loss_d" in cls.metric_names else "loss"
+        history = client.get_metric_history(run_id, metric)
+        assert len(history) >= 5 and all(math.isfinite(m.value) for m in history), name
+        assert len({m.step for m in history}) == len(history)
+        # evaluation landed in the same run
+        metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        assert run.data.metrics["fid"] == pytest.approx(metrics["fid"]["value"])
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert {"samples", "model", "curves", "metrics.json", "images"} <= artifacts, name
+        assert [a.path for a in client.list_artifacts(run_id, "samples")] == [f"samples/{name}.png"]
+
+
+def test_per_epoch_grids_are_step_indexed_images(project):
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    run_id = json.loads((repo / "models" / "dcgan" / "mlflow_run.json").read_text())["run_id"]
+    files = [a.path for a in client.list_artifacts(run_id, "images")]
+    steps = {int(m.group(1)) for f in files if (m := re.search(r"step_(\d+)", f))}
+    assert steps == {1, 2}, files
+
+
+def test_plots_csv_and_sample_files(project):
+    import h5py
+
+    repo = project["repo"]
+    for name in ("dcgan", "cgan", "vae"):
+        header = (repo / "plots" / "train" / f"{name}.csv").read_text().splitlines()[0].split(",")
+        assert header[0] == "step"
+    with h5py.File(repo / "samples" / "cgan.h5") as f:
+        assert f["images"].shape == (12, 1, 28, 28) and f["images"].dtype.name == "uint8"
+        assert sorted(f["labels"][()].tolist()) == sorted([i % 10 for i in range(12)])
+    assert (repo / "samples" / "cgan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
+    repo = project["repo"]
+    again = dvc(repo, "repro")
+    assert ran_stages(again.stdout + again.stderr) == set()
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["dcgan"]["lr"] = 0.0001
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = dvc(repo, "repro")
+    assert ran_stages(changed.stdout + changed.stderr) == {"train@dcgan", "sample@dcgan", "evaluate@dcgan"}
