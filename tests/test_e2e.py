@@ -33,7 +33,7 @@ pytestmark = [
 # Tiny settings per model: enough steps for several logged points, seconds of CPU each.
 TINY_MODEL = {"epochs": 2, "batch_size": 32}
 TINY_OVERRIDES = {"width": 8}  # conv models
-CONV_TYPES = {"dcgan", "lsgan", "wgan", "wgan_gp", "dragan", "acgan", "sgan"}
+CONV_TYPES = {name for name, cls in MODEL_TYPES.items() if cls.hparam_fields.get("arch") and cls.hparam_fields["arch"].default == "conv"}
 
 
 def tiny_params() -> dict:

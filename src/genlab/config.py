@@ -142,11 +142,12 @@ class ModelSpec:
     epochs: int
     batch_size: int
     lr: float
+    steps_per_epoch: int | None = None
     hparams: Mapping[str, Any] = field(default_factory=dict)
 
     def flat(self) -> dict[str, Any]:
         return {"type": self.type, "epochs": self.epochs, "batch_size": self.batch_size,
-                "lr": self.lr, **self.hparams}
+                "lr": self.lr, "steps_per_epoch": self.steps_per_epoch, **self.hparams}
 
 
 COMMON_MODEL_FIELDS = {
@@ -154,6 +155,8 @@ COMMON_MODEL_FIELDS = {
     "epochs": Field(int, 1, positive=True),
     "batch_size": Field(int, 64, positive=True),
     "lr": Field(float, 2e-4, positive=True),
+    "steps_per_epoch": Field(int, None, positive=True, nullable=True,
+                             help="batches per epoch (null: one full pass over the training data)"),
 }
 
 

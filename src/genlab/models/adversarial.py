@@ -164,7 +164,7 @@ class WGAN(AdversarialModel):
 
     loss_name = "wasserstein"
     defaults = {"lr": 5e-5}
-    hparam_fields = adversarial_fields(arch="conv", n_critic=5, clip_value=0.01, optimizer="rmsprop")
+    hparam_fields = adversarial_fields(arch="mlp", n_critic=5, clip_value=0.01, optimizer="rmsprop")
 
 
 @register_model("wgan_gp")
@@ -175,7 +175,7 @@ class WGANGP(AdversarialModel):
     loss_name = "wasserstein"
     critic_normalization = False
     defaults = {"lr": 1e-4}
-    hparam_fields = adversarial_fields(arch="conv", n_critic=5, penalty="wgan_gp", betas=(0.0, 0.9))
+    hparam_fields = adversarial_fields(arch="mlp", n_critic=5, penalty="wgan_gp", betas=(0.0, 0.9))
 
 
 @register_model("dragan")

@@ -8,6 +8,7 @@ the same MLflow run, and ends with the same bytes as one that was not.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -124,6 +125,8 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     n_images = images.size(0)
     batch = min(spec.batch_size, n_images)
     steps_per_epoch = n_images // batch  # the last partial batch is dropped: BatchNorm needs full batches
+    if spec.steps_per_epoch:  # shorter epochs: the first batches of each epoch's fresh permutation
+        steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch)
 
     model = build_model(spec, images.shape[1:], len(info["class_names"])).to(device)
     optimizers = model.configure_optimizers()
@@ -203,8 +206,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                 }, ckpt_path)
         model.eval()
         model.after_training(images, labels)
-        save_torch_atomic({"spec": {"name": spec.name, "type": spec.type, "epochs": spec.epochs,
-                                    "batch_size": spec.batch_size, "lr": spec.lr, "hparams": dict(spec.hparams)},
+        save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
                            "image_shape": tuple(images.shape[1:]), "num_classes": model.num_classes,
                            "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
         write_history_csv(plots_path, history, names)
