@@ -91,7 +91,7 @@ def mlflow_client(repo: Path):
 
 
 def test_every_stage_ran(project):
-    expected = {"download@fashion-mnist", "pack@fashion-mnist", "real_features"}
+    expected = {"download@fashion-mnist", "pack@fashion-mnist", "real_features", "reference", "report"}
     for name in MODEL_TYPES:
         expected |= {f"train@{name}", f"sample@{name}", f"evaluate@{name}"}
     assert ran_stages(project["first"]) == expected
@@ -159,6 +159,19 @@ def test_plots_csv_and_sample_files(project):
     assert (repo / "samples" / "cgan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_lists_every_model_and_the_reference(project):
+    import pandas as pd
+
+    repo = project["repo"]
+    board = pd.read_csv(repo / "reports" / "leaderboard.csv")
+    assert set(board["model"]) == set(MODEL_TYPES) | {"reference"}
+    assert (board["status"] == "ok").all()
+    reference = json.loads((repo / "metrics" / "reference.json").read_text())
+    assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
+    page = (repo / "reports" / "index.html").read_text()
+    assert "../samples/dcgan.png" in page and "curves/dcgan.png" in page
+
+
 def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
     repo = project["repo"]
     again = dvc(repo, "repro")
@@ -168,4 +181,4 @@ def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
     params["models"]["dcgan"]["lr"] = 0.0001
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = dvc(repo, "repro")
-    assert ran_stages(changed.stdout + changed.stderr) == {"train@dcgan", "sample@dcgan", "evaluate@dcgan"}
+    assert ran_stages(changed.stdout + changed.stderr) == {"train@dcgan", "sample@dcgan", "evaluate@dcgan", "report"}

@@ -33,6 +33,13 @@ def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any
     return protocol
 
 
+def evaluate_reference(data_path: Path, n: int, real_features_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
+    """Real against real: the first n *train* images scored like a model's samples against the
+    test features. This is the floor a model's FID/KID is read against (same N, same protocol)."""
+    images, _ = read_split(data_path, "train", limit=n)
+    return evaluate_samples(images, real_features_path, cfg, seed)
+
+
 def evaluate_samples(samples: np.ndarray, real_features_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
     """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
     real, real_protocol = load_features(real_features_path)
