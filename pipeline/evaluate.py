@@ -16,8 +16,8 @@ def main(argv):
     from genlab.sampling.sample import read_samples
     from genlab.tracking import TrainingRun
 
-    images, _, _ = read_samples(Path("samples") / f"{name}.h5")
-    record = {"model": name, **evaluate_samples(images, Path(real_features), params.eval, params.seed)}
+    images, labels, _ = read_samples(Path("samples") / f"{name}.h5")
+    record = {"model": name, **evaluate_samples(images, labels, Path(real_features), params.eval, params.seed)}
     run = TrainingRun.from_dir(Path("models") / name)
     run.log_metrics(mlflow_metrics(record), step=0)
     run.log_dict(record, "metrics.json")

@@ -48,6 +48,7 @@ def tiny_params() -> dict:
         "data": {"dataset": "fashion-mnist", "train_limit": 192},
         "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
         "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
+        "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
         "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6},
         "models": models,
     }
@@ -91,7 +92,8 @@ def mlflow_client(repo: Path):
 
 
 def test_every_stage_ran(project):
-    expected = {"download@fashion-mnist", "pack@fashion-mnist", "real_features", "reference", "report"}
+    expected = {"download@fashion-mnist", "pack@fashion-mnist", "evaluator@fashion-mnist", "real_features",
+                "reference", "report"}
     for name in MODEL_TYPES:
         expected |= {f"train@{name}", f"sample@{name}", f"evaluate@{name}"}
     assert ran_stages(project["first"]) == expected
@@ -108,6 +110,11 @@ def test_metrics_files_hold_finite_fid_and_kid(project):
         assert record["fid"]["extractor"] == "inception-v3-tf-fidhelper"
         assert len(record["fid"]["weights_sha256"]) == 64
         assert record["inception_score"]["value"] is None and record["inception_score"]["reason"]
+        assert 1.0 <= record["classifier_is"]["mean"] <= 10.0
+        assert math.isfinite(record["classifier_fid"]["value"])
+        assert sum(record["class_histogram"]["counts"]) == 12
+        conditional = MODEL_TYPES[name].conditional
+        assert (record["conditional_accuracy"]["value"] is not None) == conditional, name
 
 
 def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):

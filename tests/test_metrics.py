@@ -1,6 +1,6 @@
 """Metrics on the real shipped Inception weights and real torch-fidelity code (no mocks).
 
-Kept small for a 2-core CPU: 24 images per set, 28x28 grayscale, features computed once per module.
+Kept small for a 2-core CPU: 16 images per set, 28x28 grayscale, features computed once per module.
 Each full FID costs ~5 s here (torch-fidelity takes eigvals of a 2048x2048 non-symmetric matrix), so
 FID results are computed once per module too.
 """
@@ -22,7 +22,7 @@ from genlab.metrics import (
     weights_identity,
 )
 
-N = 24
+N = 16
 NOISE_SIGMAS = (16.0, 48.0, 128.0)
 
 
@@ -51,7 +51,7 @@ def clean_images() -> np.ndarray:
 def features(clean_images) -> dict:
     """fp32 features of the clean set and of each noise level (one extraction pass for the module)."""
     sets = [clean_images] + [add_noise(clean_images, s, seed=i + 1) for i, s in enumerate(NOISE_SIGMAS)]
-    feats = extract_features(np.concatenate(sets), precision="fp32", device="cpu", batch_size=N)
+    feats = extract_features(np.concatenate(sets), precision="fp32", device="cpu")
     chunks = np.split(feats, len(sets))
     return {"clean": chunks[0], **{sigma: chunk for sigma, chunk in zip(NOISE_SIGMAS, chunks[1:])}}
 

@@ -5,6 +5,7 @@ import sys
 from typing import Callable
 
 from genlab.config import ParamsError
+from genlab.errors import GenlabError
 
 EXIT_PARAMS = 2
 EXIT_FAILED = 1
@@ -12,15 +13,12 @@ EXIT_FAILED = 1
 
 def run_stage(main: Callable[[list[str]], None]) -> None:
     """Call main(argv); print `error: ...` and exit non-zero instead of a traceback for known errors."""
-    from genlab.data.download import DownloadError
-    from genlab.training.loop import TrainingDiverged
-
     try:
         main(sys.argv[1:])
     except ParamsError as err:
         print(f"error: invalid params.yaml: {err}", file=sys.stderr)
         sys.exit(EXIT_PARAMS)
-    except (DownloadError, TrainingDiverged, FileNotFoundError) as err:
+    except (GenlabError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:

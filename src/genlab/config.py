@@ -46,6 +46,11 @@ class Field:
             return tuple(inner.check(f"{key}[{i}]", v) for i, v in enumerate(value))
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if self.kind is float and isinstance(value, str):
+            try:  # YAML 1.1 reads `1e-3` (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
         if self.kind is int and isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, self.kind) or (self.kind is not bool and isinstance(value, bool)):
@@ -132,6 +137,13 @@ EVAL_FIELDS = {
     "kid_subset_size": Field(int, 1000, positive=True),
 }
 
+EVALUATOR_FIELDS = {
+    "epochs": Field(int, 3, positive=True, help="epochs of the dataset classifier behind classifier-IS/FID"),
+    "batch_size": Field(int, 128, positive=True),
+    "lr": Field(float, 1e-3, positive=True),
+    "train_limit": Field(int, None, positive=True, nullable=True, help="train on the first N images only"),
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -167,6 +179,7 @@ class Params:
     train: Mapping[str, Any]
     sample: Mapping[str, Any]
     eval: Mapping[str, Any]
+    evaluator: Mapping[str, Any]
     models: Mapping[str, ModelSpec]
 
     def model(self, name: str) -> ModelSpec:
@@ -184,7 +197,7 @@ def _model_spec(name: str, raw: Any) -> ModelSpec:
     raw = dict(raw)
     raw.setdefault("type", name)
     kind = raw["type"]
-    if kind not in MODEL_TYPES:
+    if not isinstance(kind, str) or kind not in MODEL_TYPES:
         raise ParamsError(f"{prefix}.type: got {kind!r}; allowed values: {', '.join(sorted(MODEL_TYPES))}")
     cls = MODEL_TYPES[kind]
     fields = dict(COMMON_MODEL_FIELDS)
@@ -203,7 +216,7 @@ def parse_params(raw: Any) -> Params:
 
     if not isinstance(raw, Mapping):
         raise ParamsError(f"params.yaml: expected a mapping at the top level, got {type(raw).__name__}")
-    allowed = {"seed", "data", "train", "sample", "eval", "models"}
+    allowed = {"seed", "data", "train", "sample", "eval", "evaluator", "models"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown top-level key; allowed keys: {', '.join(sorted(allowed))}")
@@ -225,6 +238,7 @@ def parse_params(raw: Any) -> Params:
         train=check_section("train", raw.get("train"), TRAIN_FIELDS),
         sample=check_section("sample", raw.get("sample"), SAMPLE_FIELDS),
         eval=check_section("eval", raw.get("eval"), EVAL_FIELDS),
+        evaluator=check_section("evaluator", raw.get("evaluator"), EVALUATOR_FIELDS),
         models=models,
     )
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from genlab.errors import GenlabError
 from genlab.data.sources import DATASETS, DatasetSource
 from genlab.io import write_bytes_atomic
 
@@ -30,7 +31,7 @@ _CHUNK = 1 << 16
 _USER_AGENT = "genlab-data/1"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(GenlabError):
     """No source could provide a file with the expected checksum."""
 
 

@@ -33,14 +33,39 @@ def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any
     return protocol
 
 
+def evaluator_paths(dataset: str) -> tuple[Path, Path]:
+    """Where the evaluator stage puts the dataset's classifier and its test-split features."""
+    return Path("data/evaluator") / f"{dataset}.pt", Path("data/features") / f"{dataset}-test-classifier.h5"
+
+
+def train_evaluator(data_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
+    """Train the dataset classifier and cache its penultimate features of the whole test split."""
+    import torch
+
+    from genlab.metrics.classifier import CLASSIFIER_EXTRACTOR, load_classifier, predict, train_classifier
+
+    info = read_info(data_path)
+    weights, features = evaluator_paths(info["dataset"])
+    record = train_classifier(data_path, weights, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                              lr=cfg["lr"], seed=seed, device=resolve_device("auto"),
+                              limit=cfg["train_limit"])
+    model, _ = load_classifier(weights)
+    images, _ = read_split(data_path, REAL_SPLIT)
+    feats, _ = predict(model, torch.from_numpy(images))
+    save_features(features, feats.numpy(), {"extractor": CLASSIFIER_EXTRACTOR, "precision": "fp32",
+                                            "N": int(len(feats)), "dataset": info["dataset"], "split": REAL_SPLIT})
+    return {"dataset": info["dataset"], **record}
+
+
 def evaluate_reference(data_path: Path, n: int, real_features_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
-    """Real against real: the first n *train* images scored like a model's samples against the
-    test features. This is the floor a model's FID/KID is read against (same N, same protocol)."""
-    images, _ = read_split(data_path, "train", limit=n)
-    return evaluate_samples(images, real_features_path, cfg, seed)
+    """Real against real: the first n *train* images, with their true labels, scored like a model's
+    samples against the test split. The floor a model is read against (same N, same protocol)."""
+    images, labels = read_split(data_path, "train", limit=n)
+    return evaluate_samples(images, labels, real_features_path, cfg, seed)
 
 
-def evaluate_samples(samples: np.ndarray, real_features_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
+def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_features_path: Path,
+                     cfg: Mapping[str, Any], seed: int) -> dict:
     """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
     real, real_protocol = load_features(real_features_path)
     device, precision = eval_precision(cfg)
@@ -59,7 +84,12 @@ def evaluate_samples(samples: np.ndarray, real_features_path: Path, cfg: Mapping
         "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",
     }
     kid_n = min(cfg["kid_subset_size"], len(fake), len(real))
+    classifier_path, classifier_features = evaluator_paths(real_protocol["dataset"])
+    from genlab.metrics.classifier import classifier_view
+
+    real_penultimate, _ = load_features(classifier_features)
     return {
+        **classifier_view(samples, labels, classifier_path, real_penultimate, seed),
         "fid": {"value": values["fid"], **protocol},
         "kid": {"mean": values["kid_mean"], "std": values["kid_std"], "subset_size": kid_n, **protocol},
         "inception_score": {"value": None, "reason": (
@@ -71,8 +101,13 @@ def evaluate_samples(samples: np.ndarray, real_features_path: Path, cfg: Mapping
 def mlflow_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     """The flat numbers logged to MLflow, named after their protocol (e.g. fid_inception_n2000)."""
     n = record["fid"]["n_fake"]
-    return {f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
-            f"kid_std_n{n}": record["kid"]["std"], "fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"]}
+    out = {f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
+           f"kid_std_n{n}": record["kid"]["std"], "fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"],
+           "classifier_is": record["classifier_is"]["mean"], "classifier_fid": record["classifier_fid"]["value"],
+           "classes_covered": record["class_histogram"]["classes_covered"]}
+    if record["conditional_accuracy"]["value"] is not None:
+        out["conditional_accuracy"] = record["conditional_accuracy"]["value"]
+    return out
 
 
 def write_metrics(path: Path, record: Mapping[str, Any]) -> None:

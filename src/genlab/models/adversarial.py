@@ -19,14 +19,21 @@ from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wga
 ARCHS = ("mlp", "conv")
 
 
-def adversarial_fields(*, arch: str, n_critic: int = 1, clip_value: float | None = None,
-                       penalty: str = "none", gp_weight: float = 10.0, optimizer: str = "adam",
-                       betas: tuple[float, float] = (0.5, 0.999)) -> dict[str, Field]:
+def network_fields(*, arch: str, archs: tuple[str, ...] = ARCHS,
+                   betas: tuple[float, float] = (0.5, 0.999)) -> dict[str, Field]:
     return {
         "latent_dim": LATENT,
         "betas": Field(list, betas, length=2, minimum=0.0, below=1.0, help="Adam betas"),
-        "arch": Field(str, arch, choices=ARCHS),
+        "arch": Field(str, arch, choices=archs),
         "width": Field(int, 64, positive=True, help="base channel count of conv networks"),
+    }
+
+
+def adversarial_fields(*, arch: str, archs: tuple[str, ...] = ARCHS, n_critic: int = 1,
+                       clip_value: float | None = None, penalty: str = "none", gp_weight: float = 10.0,
+                       optimizer: str = "adam", betas: tuple[float, float] = (0.5, 0.999)) -> dict[str, Field]:
+    return {
+        **network_fields(arch=arch, archs=archs, betas=betas),
         "n_critic": Field(int, n_critic, positive=True, help="D steps per G step"),
         "clip_value": Field(float, clip_value, positive=True, nullable=True, help="critic weight clip"),
         "penalty": Field(str, penalty, choices=PENALTIES),
@@ -50,7 +57,7 @@ class AdversarialModel(GenerativeModel):
         names = ["loss_d", "loss_g", "real_score", "fake_score"]
         if self.loss_name == "wasserstein":
             names.append("wasserstein_estimate")
-        if self.hp["penalty"] != "none":
+        if self.hp.get("penalty", "none") != "none":
             names.append("gradient_penalty")
         self.metric_names = tuple(names)
         self._last_loss_g = torch.zeros(())
@@ -58,9 +65,6 @@ class AdversarialModel(GenerativeModel):
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         classes = self.num_classes if self.conditional else 0
         if self.hp["arch"] == "conv":
-            if classes:
-                raise ValueError(f"models.{self.spec.name}.arch: conv is not available for conditional "
-                                 f"type {self.type_name!r}; use arch: mlp")
             return (ConvGenerator(self.hp["latent_dim"], self.image_shape, self.hp["width"]),
                     ConvDiscriminator(self.image_shape, self.hp["width"], normalization=self.critic_normalization))
         dropout = 0.4 if classes else 0.0
@@ -69,7 +73,7 @@ class AdversarialModel(GenerativeModel):
                 MLPDiscriminator(self.image_shape, classes, hidden=hidden, dropout=dropout))
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        if self.hp["optimizer"] == "rmsprop":
+        if self.hp.get("optimizer") == "rmsprop":
             return {"g": torch.optim.RMSprop(self.G.parameters(), lr=self.spec.lr),
                     "d": torch.optim.RMSprop(self.D.parameters(), lr=self.spec.lr)}
         return {"g": self.adam(self.G.parameters()), "d": self.adam(self.D.parameters())}
@@ -146,7 +150,7 @@ class CGAN(AdversarialModel):
 
     conditional = True
     defaults = {"batch_size": 100}
-    hparam_fields = adversarial_fields(arch="mlp")
+    hparam_fields = adversarial_fields(arch="mlp", archs=("mlp",))
 
 
 @register_model("lsgan")

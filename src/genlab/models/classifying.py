@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genlab.models.adversarial import AdversarialModel, adversarial_fields
+from genlab.models.adversarial import AdversarialModel, network_fields
 from genlab.config import Field
 from genlab.models.base import register_model
-from genlab.models.networks import ConvDiscriminator, ConvGenerator
+from genlab.models.networks import ConvDiscriminator, ConvGenerator, LabelledGenerator
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -21,20 +21,17 @@ class ACGAN(AdversarialModel):
     that head to their BCE game, on real and on generated images."""
 
     conditional = True
-    hparam_fields = adversarial_fields(arch="conv")
+    hparam_fields = network_fields(arch="conv", archs=("conv",))
 
     def __init__(self, spec, image_shape, num_classes):
         super().__init__(spec, image_shape, num_classes)
         self.metric_names = ("loss_d", "loss_g", "real_score", "fake_score", "aux_acc_real", "aux_acc_fake")
 
     def build_networks(self):
-        self.label_emb = torch.nn.Embedding(self.num_classes, self.num_classes)
-        generator = ConvGenerator(self.hp["latent_dim"] + self.num_classes, self.image_shape, self.hp["width"])
+        generator = LabelledGenerator(
+            self.num_classes, ConvGenerator(self.hp["latent_dim"] + self.num_classes, self.image_shape, self.hp["width"]))
         discriminator = ConvDiscriminator(self.image_shape, self.hp["width"], out_features=1 + self.num_classes)
         return generator, discriminator
-
-    def _generate_raw(self, z, labels):
-        return self.G(torch.cat([z, self.label_emb(labels).to(z.dtype)], dim=1))
 
     def _split(self, out):
         out = out.float()
@@ -44,7 +41,7 @@ class ACGAN(AdversarialModel):
         n = x.size(0)
         fake_labels = self.random_labels(n)
         with torch.no_grad():
-            fake = self._generate_raw(self.sample_latent(n), fake_labels)
+            fake = self.G(self.sample_latent(n), fake_labels)
         real_adv, real_cls = self._split(self.D(x))
         fake_adv, fake_cls = self._split(self.D(fake))
         loss_d = self.loss.d_loss(real_adv, fake_adv) + F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, fake_labels)
@@ -53,7 +50,7 @@ class ACGAN(AdversarialModel):
         optimizers["d"].step()
 
         labels = self.random_labels(n)
-        adv, cls = self._split(self.D(self._generate_raw(self.sample_latent(n), labels)))
+        adv, cls = self._split(self.D(self.G(self.sample_latent(n), labels)))
         loss_g = self.loss.g_loss(adv) + F.cross_entropy(cls, labels)
         optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -65,7 +62,7 @@ class ACGAN(AdversarialModel):
                 "aux_acc_fake": _accuracy(fake_cls.detach(), fake_labels)}
 
     def generate(self, z, labels=None):
-        return self.to_unit(self._generate_raw(z, labels))
+        return self.to_unit(self.G(z, labels))
 
 
 @register_model("sgan")
@@ -79,7 +76,7 @@ class SGAN(AdversarialModel):
         super().__init__(spec, image_shape, num_classes)
         self.metric_names = ("loss_d", "loss_g", "real_score", "fake_score", "aux_acc_real")
 
-    hparam_fields = {**adversarial_fields(arch="conv"),
+    hparam_fields = {**network_fields(arch="conv", archs=("conv",)),
                      "labeled_fraction": Field(float, 1.0, positive=True, maximum=1.0)}
 
     def build_networks(self):

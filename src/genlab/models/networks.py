@@ -131,3 +131,15 @@ class ConvDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         out = self.head(self.trunk(x))
         return out.squeeze(1) if out.size(1) == 1 else out
+
+
+class LabelledGenerator(nn.Module):
+    """A generator fed z joined to a learned label embedding (ACGAN's conditional input)."""
+
+    def __init__(self, num_classes: int, generator: nn.Module):
+        super().__init__()
+        self.label_emb = nn.Embedding(num_classes, num_classes)
+        self.generator = generator
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.generator(torch.cat([z, self.label_emb(labels).to(z.dtype)], dim=1))

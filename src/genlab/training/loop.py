@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from genlab.config import Params, flatten
 from genlab.data.hdf5 import read_info, read_split
+from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
 from genlab.sampling.grid import balanced_labels, grid_array, to_uint8
@@ -33,7 +34,7 @@ CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(GenlabError):
     """A loss became NaN or infinite."""
 
 
