@@ -130,3 +130,25 @@ def test_save_load_round_trip_byte_stable(tmp_path, features):
 def test_save_rejects_mismatched_protocol(tmp_path, features):
     with pytest.raises(ValueError):
         save_features(tmp_path / "x.h5", features["clean"], {"N": 5})
+
+
+def test_missing_inception_logits_weights_give_null_is_with_a_reason(tmp_path):
+    from genlab.metrics.evaluate import inception_score
+
+    missing = tmp_path / "weights-inception.pth"
+    record = inception_score(np.zeros((4, 1, 28, 28), np.uint8),
+                             {"inception_weights": str(missing), "device": "cpu", "precision": "fp32", "batch_size": 4},
+                             seed=0)
+    assert record["value"] is None
+    assert str(missing) in record["reason"] and "eval.inception_weights" in record["reason"]
+
+
+def test_unreadable_inception_logits_weights_give_null_is_with_a_reason(tmp_path):
+    from genlab.metrics.evaluate import inception_score
+
+    corrupt = tmp_path / "weights-inception.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    record = inception_score(np.zeros((4, 1, 28, 28), np.uint8),
+                             {"inception_weights": str(corrupt), "device": "cpu", "precision": "fp32", "batch_size": 4},
+                             seed=0)
+    assert record["value"] is None and "could not load" in record["reason"]

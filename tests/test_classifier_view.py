@@ -1,0 +1,76 @@
+"""The classifier view on real Fashion-MNIST: IS, class histogram and conditional accuracy."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genlab.data import download_dataset, pack_idx_to_hdf5, read_split
+from genlab.metrics.classifier import classifier_view
+from genlab.metrics.evaluate import evaluator_paths, train_evaluator
+from genlab.metrics.features import load_features
+
+MIRROR = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")
+
+
+@pytest.fixture(scope="module")
+def evaluator(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluator")
+    download_dataset("fashion-mnist", root / "raw", local_dirs=[str(MIRROR)], mirrors=[])
+    packed = root / "fashion-mnist.h5"
+    pack_idx_to_hdf5("fashion-mnist", root / "raw", packed)
+    cwd = Path.cwd()
+    os.chdir(root)  # the evaluator writes to data/evaluator and data/features under the cwd
+    try:
+        record = train_evaluator(packed, {"epochs": 1, "batch_size": 64, "lr": 1e-3, "train_limit": 6000}, seed=0)
+    finally:
+        os.chdir(cwd)
+    weights, features = (root / p for p in evaluator_paths("fashion-mnist"))
+    real_penultimate, _ = load_features(features)
+    test_images, test_labels = read_split(packed, "test")
+    return {"record": record, "weights": weights, "real": real_penultimate,
+            "images": test_images, "labels": test_labels}
+
+
+def view(evaluator, images, labels=None):
+    return classifier_view(images, labels, evaluator["weights"], evaluator["real"], seed=0)
+
+
+def test_classifier_learns_the_dataset(evaluator):
+    assert evaluator["record"]["test_accuracy"] > 0.75  # 6000 images, one epoch
+
+
+def test_is_of_real_test_split_is_high_and_of_one_repeated_image_is_one(evaluator):
+    real = view(evaluator, evaluator["images"][:2000])
+    assert real["classifier_is"]["mean"] > 6.0  # 10 classes; a perfect classifier gives 10
+    assert real["class_histogram"]["classes_covered"] == 10
+    repeated = np.repeat(evaluator["images"][:1], 500, axis=0)
+    one = view(evaluator, repeated)
+    assert one["classifier_is"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert one["classifier_fid"]["value"] > real["classifier_fid"]["value"]
+
+
+def test_single_class_set_covers_one_class(evaluator):
+    images, labels = evaluator["images"], evaluator["labels"]
+    trousers = images[labels == 1][:300]
+    record = view(evaluator, trousers)
+    counts = record["class_histogram"]["counts"]
+    assert int(np.argmax(counts)) == 1 and counts[1] >= 0.9 * len(trousers)
+    assert record["class_histogram"]["classes_covered"] <= 3  # a few misclassified trousers at most
+
+
+def test_conditional_accuracy_equals_test_accuracy_and_drops_with_shuffled_labels(evaluator):
+    images, labels = evaluator["images"], evaluator["labels"]
+    true = view(evaluator, images, labels)
+    assert true["conditional_accuracy"]["value"] == pytest.approx(evaluator["record"]["test_accuracy"], abs=1e-9)
+    shuffled = np.random.default_rng(0).permutation(labels)
+    wrong = view(evaluator, images, shuffled)
+    assert abs(wrong["conditional_accuracy"]["value"] - 0.1) < 0.03
+
+
+def test_unconditional_samples_record_why_there_is_no_conditional_accuracy(evaluator):
+    record = view(evaluator, evaluator["images"][:100])
+    assert record["conditional_accuracy"]["value"] is None and "unconditional" in record["conditional_accuracy"]["reason"]
