@@ -69,7 +69,9 @@ def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, 
     if commit:
         tags["git.commit"] = commit
         tags["mlflow.source.git.commit"] = commit
-        tags["git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no", cwd=root)))
+        # dvc.lock is rewritten by `dvc repro` itself while stages run: not a source of difference.
+        changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock", cwd=root)
+        tags["git.dirty"] = str(bool(changes))
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     if data_hash:
