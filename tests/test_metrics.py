@@ -152,3 +152,18 @@ def test_unreadable_inception_logits_weights_give_null_is_with_a_reason(tmp_path
                              {"inception_weights": str(corrupt), "device": "cpu", "precision": "fp32", "batch_size": 4},
                              seed=0)
     assert record["value"] is None and "could not load" in record["reason"]
+
+
+def test_precision_recall_of_a_set_with_itself_is_one_and_of_a_distant_set_is_zero():
+    from genlab.metrics.fid import compute_precision_recall
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 64))
+    same = compute_precision_recall(real, real)
+    assert same["precision"] == 1.0 and same["recall"] == 1.0
+    far = compute_precision_recall(real + 100.0, real)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+    # a sample set covering half the modes: high precision, low recall
+    modes = np.concatenate([rng.normal(0, 1, (100, 64)), rng.normal(50, 1, (100, 64))])
+    half = compute_precision_recall(modes[:100][:80], modes)
+    assert half["precision"] > 0.9 and half["recall"] < 0.6

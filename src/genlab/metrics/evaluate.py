@@ -9,7 +9,7 @@ import numpy as np
 from genlab.data.hdf5 import read_info, read_split
 from genlab.io import write_json_atomic
 from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
-from genlab.metrics.fid import compute_fid_kid
+from genlab.metrics.fid import compute_fid_kid, compute_precision_recall
 from genlab.metrics.inception import INCEPTION_EXTRACTOR
 from genlab.training.device import resolve_device, resolve_precision
 
@@ -92,6 +92,7 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
         **classifier_view(samples, labels, classifier_path, real_penultimate, seed),
         "fid": {"value": values["fid"], **protocol},
         "kid": {"mean": values["kid_mean"], "std": values["kid_std"], "subset_size": kid_n, **protocol},
+        "precision_recall": {**compute_precision_recall(fake, real), **protocol},
         "inception_score": inception_score(samples, cfg, seed),
     }
 
@@ -102,7 +103,8 @@ def mlflow_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     out = {f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
            f"kid_std_n{n}": record["kid"]["std"], "fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"],
            "classifier_is": record["classifier_is"]["mean"], "classifier_fid": record["classifier_fid"]["value"],
-           "classes_covered": record["class_histogram"]["classes_covered"]}
+           "classes_covered": record["class_histogram"]["classes_covered"],
+           "precision": record["precision_recall"]["precision"], "recall": record["precision_recall"]["recall"]}
     if record["conditional_accuracy"]["value"] is not None:
         out["conditional_accuracy"] = record["conditional_accuracy"]["value"]
     return out

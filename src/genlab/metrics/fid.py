@@ -50,3 +50,17 @@ def compute_fid_kid(
         "kid_mean": float(kid[KEY_METRIC_KID_MEAN]),
         "kid_std": float(kid[KEY_METRIC_KID_STD]),
     }
+
+
+def compute_precision_recall(fake_feats, real_feats, *, neighborhood: int = 3) -> dict:
+    """Improved precision/recall (Kynkäänniemi et al., 2019) with torch-fidelity's implementation:
+    precision = share of samples inside the k-NN balls of real data (fidelity), recall = share of
+    real data inside the samples' balls (coverage)."""
+    from torch_fidelity.metric_prc import KEY_METRIC_F_SCORE, KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+
+    fake, real = _as_float64_tensor(fake_feats), _as_float64_tensor(real_feats)
+    k = min(neighborhood, len(fake) - 1, len(real) - 1)
+    out = prc_features_to_metric(fake, real, prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=False,
+                                 verbose=False)
+    return {"precision": float(out[KEY_METRIC_PRECISION]), "recall": float(out[KEY_METRIC_RECALL]),
+            "f_score": float(out[KEY_METRIC_F_SCORE]), "neighborhood": int(k)}

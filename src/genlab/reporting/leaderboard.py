@@ -17,7 +17,8 @@ import pandas as pd
 
 from genlab.io import atomic_path, write_bytes_atomic
 
-COLUMNS = ["model", "type", "fid", "kid_mean", "kid_std", "n_fake", "n_real", "extractor", "precision",
+COLUMNS = ["model", "type", "fid", "kid_mean", "kid_std", "precision", "recall", "classifier_fid", "classifier_is",
+           "classes_covered", "conditional_accuracy", "n_fake", "n_real", "extractor", "compute_precision",
            "run_id", "status"]
 
 
@@ -31,9 +32,15 @@ def _metric_row(name: str, model_type: str, metrics_dir: Path, models_dir: Path)
         return row
     record = json.loads(path.read_text())
     fid, kid = record.get("fid", {}), record.get("kid", {})
-    row.update(fid=fid.get("value"), kid_mean=kid.get("mean"), kid_std=kid.get("std"), n_fake=fid.get("n_fake"),
-               n_real=fid.get("n_real"), extractor=fid.get("extractor"), precision=fid.get("precision"),
-               status="ok")
+    prc = record.get("precision_recall", {})
+    row.update(fid=fid.get("value"), kid_mean=kid.get("mean"), kid_std=kid.get("std"),
+               precision=prc.get("precision"), recall=prc.get("recall"),
+               classifier_fid=record.get("classifier_fid", {}).get("value"),
+               classifier_is=record.get("classifier_is", {}).get("mean"),
+               classes_covered=record.get("class_histogram", {}).get("classes_covered"),
+               conditional_accuracy=record.get("conditional_accuracy", {}).get("value"),
+               n_fake=fid.get("n_fake"), n_real=fid.get("n_real"), extractor=fid.get("extractor"),
+               compute_precision=fid.get("precision"), status="ok")
     return row
 
 
@@ -82,14 +89,17 @@ def _fmt(value, digits=3) -> str:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    head = "| rank | model | type | FID | KID (mean ± std) | N fake / real | run id | status |\n"
-    head += "|---:|---|---|---:|---|---|---|---|\n"
+    head = ("| rank | model | type | FID | KID (mean ± std) | precision | recall | clf-FID | clf-IS | classes | "
+            "cond. acc. | N fake / real | run id | status |\n")
+    head += "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|\n"
     lines = []
     for rank, row in enumerate(frame.itertuples(index=False), 1):
         kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
         n = "—" if pd.isna(row.n_fake) else f"{int(row.n_fake)} / {int(row.n_real)}"
-        lines.append(f"| {rank} | {row.model} | {row.type} | {_fmt(row.fid, 2)} | {kid} | {n} | "
-                     f"{row.run_id or '—'} | {row.status} |")
+        classes = "—" if pd.isna(row.classes_covered) else str(int(row.classes_covered))
+        lines.append(f"| {rank} | {row.model} | {row.type} | {_fmt(row.fid, 2)} | {kid} | {_fmt(row.precision, 2)} | "
+                     f"{_fmt(row.recall, 2)} | {_fmt(row.classifier_fid, 1)} | {_fmt(row.classifier_is, 2)} | "
+                     f"{classes} | {_fmt(row.conditional_accuracy, 2)} | {n} | {row.run_id or '—'} | {row.status} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -107,6 +117,8 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
         rows.append(
             f"<tr><td><b>{html.escape(row.model)}</b><br>{html.escape(str(row.type))}</td>"
             f"<td>{_fmt(row.fid, 2)}</td><td>{kid}</td>"
+            f"<td>{_fmt(row.precision, 2)} / {_fmt(row.recall, 2)}</td>"
+            f"<td>{_fmt(row.classifier_fid, 1)} / {_fmt(row.classifier_is, 2)}</td>"
             f"<td>{'—' if pd.isna(row.n_fake) else int(row.n_fake)}</td>"
             f"<td><code>{html.escape(str(row.run_id or '—'))}</code><br>{html.escape(row.status)}</td>"
             f"<td>{grid_tag}</td><td>{curve_tag}</td></tr>")
@@ -115,6 +127,7 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
             "vertical-align:top}table{border-collapse:collapse}</style></head><body>"
             "<h1>genlab leaderboard</h1><p>Sorted by FID (lower is better). FID depends on N: "
             "compare only rows with the same N.</p><table><tr><th>model</th><th>FID</th><th>KID</th>"
+            "<th>precision / recall</th><th>classifier FID / IS</th>"
             "<th>N</th><th>MLflow run</th><th>samples</th><th>curves</th></tr>"
             + "".join(rows) + "</table></body></html>\n")
 
