@@ -113,6 +113,7 @@ def test_metrics_files_hold_finite_fid_and_kid(project):
         assert record["fid"]["extractor"] == "inception-v3-tf-fidhelper"
         assert len(record["fid"]["weights_sha256"]) == 64
         assert record["inception_score"]["value"] is None and record["inception_score"]["reason"]
+        assert 0.0 <= record["precision_recall"]["precision"] <= 1.0 and 0.0 <= record["precision_recall"]["recall"] <= 1.0
         assert 1.0 <= record["classifier_is"]["mean"] <= 10.0
         assert math.isfinite(record["classifier_fid"]["value"])
         assert sum(record["class_histogram"]["counts"]) == 12
