@@ -78,7 +78,7 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
     protocol = {
         "extractor": INCEPTION_EXTRACTOR,
         "weights_sha256": real_protocol.get("weights_sha256"),
-        "precision": precision,
+        "compute_dtype": precision,
         "n_fake": int(len(fake)),
         "n_real": int(real_protocol["N"]),
         "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",

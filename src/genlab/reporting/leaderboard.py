@@ -40,7 +40,7 @@ def _metric_row(name: str, model_type: str, metrics_dir: Path, models_dir: Path)
                classes_covered=record.get("class_histogram", {}).get("classes_covered"),
                conditional_accuracy=record.get("conditional_accuracy", {}).get("value"),
                n_fake=fid.get("n_fake"), n_real=fid.get("n_real"), extractor=fid.get("extractor"),
-               compute_precision=fid.get("precision"), status="ok")
+               compute_precision=fid.get("compute_dtype"), status="ok")
     return row
 
 
