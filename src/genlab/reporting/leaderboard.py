@@ -47,7 +47,8 @@ def _metric_row(name: str, model_type: str, metrics_dir: Path, models_dir: Path)
 def leaderboard_frame(models: Iterable[tuple[str, str]], metrics_dir: Path, models_dir: Path) -> pd.DataFrame:
     """Rows sorted by FID (best first); models without metrics last."""
     rows = [_metric_row(name, kind, metrics_dir, models_dir) for name, kind in models]
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS).astype({"run_id": object})
+    frame["run_id"] = frame["run_id"].where(frame["run_id"].notna(), None)
     frame["_missing"] = frame["fid"].isna()
     frame = frame.sort_values(["_missing", "fid", "model"], kind="stable").drop(columns="_missing")
     return frame.reset_index(drop=True)
