@@ -4,7 +4,6 @@ from genlab.metrics.fid import compute_fid_kid
 from genlab.metrics.inception import (
     INCEPTION_EXTRACTOR,
     InceptionV3TFFidHelper,
-    resolve_device,
     weights_identity,
     weights_path,
 )
@@ -16,7 +15,6 @@ __all__ = [
     "extract_features",
     "feature_protocol",
     "load_features",
-    "resolve_device",
     "save_features",
     "weights_identity",
     "weights_path",

@@ -57,8 +57,9 @@ def _build(blob: dict) -> SmallCNN:
 
 
 @torch.no_grad()
-def predict(model: SmallCNN, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(penultimate features, logits) for uint8 images, in batches."""
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(penultimate features, logits) for uint8 images, in batches; `model` is the classifier or
+    its torch-fidelity extractor (both return the two in that order)."""
     model.eval()
     device = next(model.parameters()).device
     feats, logits = [], []
@@ -156,13 +157,7 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
 
     extractor = ClassifierExtractor(CLASSIFIER_EXTRACTOR, [FEATURE_PENULTIMATE, FEATURE_LOGITS],
                                     feature_extractor_weights_path=str(classifier_path))
-    feats, logits = [], []
-    with torch.no_grad():
-        for chunk in torch.from_numpy(np.ascontiguousarray(samples)).split(1000):
-            f, l = extractor(chunk)
-            feats.append(f)
-            logits.append(l)
-    feats, logits = torch.cat(feats), torch.cat(logits)
+    feats, logits = predict(extractor, torch.from_numpy(np.ascontiguousarray(samples)))
     k = logits.size(1)
     predicted = logits.argmax(1)
     histogram = torch.bincount(predicted, minlength=k).tolist()

@@ -13,7 +13,8 @@ from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
 from genlab.io import atomic_path
-from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, resolve_device, weights_identity
+from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, weights_identity
+from genlab.training.device import resolve_device
 
 _DATASET = "features"
 _PROTOCOL_ATTR = "protocol"
@@ -60,7 +61,7 @@ def extract_features(
         raise ValueError(f"expected uint8 (N, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
     if len(images) == 0:
         raise ValueError("no images given")
-    dev = resolve_device(device)
+    dev = resolve_device(str(device))
     extractor = _extractor(extractor_name, str(dev), precision)
 
     chunks = []

@@ -20,6 +20,8 @@ from torch_fidelity.helpers import vassert
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from genlab.training.device import resolve_device
+
 INCEPTION_EXTRACTOR = "inception-v3-tf-fidhelper"
 FEATURE_2048 = "2048"
 PRECISIONS = ("fp32", "bf16")
@@ -51,12 +53,6 @@ def weights_identity() -> dict:
     return {"file": path.name, "sha256": digest.hexdigest()}
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class InceptionV3TFFidHelper(FeatureExtractorBase):
     """uint8 NCHW images (any size, 1 or 3 channels) -> 2048-d pool3 features (float32).
 
@@ -86,7 +82,7 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
         self.net = net.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
-        self.to(resolve_device(device))
+        self.to(resolve_device(str(device)))
 
     @staticmethod
     def get_provided_features_list():

@@ -26,7 +26,7 @@ from genlab.data.hdf5 import read_info, read_split
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
-from genlab.sampling.grid import balanced_labels, grid_array, to_uint8
+from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.training.device import autocast, resolve_device, resolve_precision
 
@@ -103,11 +103,10 @@ def epoch_grid(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor):
     model.eval()
     images = model.generate(model.noise_to_latent(z.to(model.device)), labels.to(model.device))
     model.train(was_training)
-    if model.conditional:  # column j = class j: transpose so each row is one class
-        k = model.num_classes
-        n = (images.size(0) // k) * k
-        images = images[:n].view(n // k, k, *images.shape[1:]).transpose(0, 1).reshape(n, *images.shape[1:])
-        return grid_array(to_uint8(images).cpu(), nrow=n // k)
+    if model.conditional:  # one row per class, as in the sample stage's grid
+        per_row = images.size(0) // model.num_classes
+        images = rows_per_class(images, labels.to(images.device), model.num_classes, per_row)
+        return grid_array(to_uint8(images).cpu(), nrow=per_row)
     return grid_array(to_uint8(images).cpu(), nrow=_grid_nrow(model, images.size(0)))
 
 
