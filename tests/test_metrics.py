@@ -76,6 +76,25 @@ def test_features_shape_and_finite(features):
     assert clean.min() >= 0 and clean.std() > 0
 
 
+def test_onnxruntime_matches_torchscript_and_repeats_exactly(clean_images, features):
+    # `features` came from the default runtime, which is ONNX Runtime for fp32 on this CPU.
+    torch_feats = extract_features(clean_images[:4], precision="fp32", device="cpu", runtime="torch")
+    ort_feats = extract_features(clean_images[:4], precision="fp32", device="cpu", runtime="onnxruntime")
+    assert np.array_equal(ort_feats, features["clean"][:4])  # same runtime, same bytes
+    # Two runtimes of one graph: equal up to float32 summation order (measured max ~6e-6 of values ~6).
+    np.testing.assert_allclose(ort_feats, torch_feats, rtol=0, atol=1e-4)
+
+
+def test_runtime_resolution():
+    from genlab.metrics.inception import resolve_runtime
+
+    assert resolve_runtime("auto", "cpu", "fp32") == "onnxruntime"
+    assert resolve_runtime("auto", "cpu", "bf16") == "torch"
+    assert resolve_runtime("torch", "cpu", "fp32") == "torch"
+    with pytest.raises(ValueError, match="eval.runtime: onnxruntime runs fp32 on the CPU only"):
+        resolve_runtime("onnxruntime", "cpu", "bf16")
+
+
 def test_bf16_close_to_fp32(clean_images, features):
     # Two images only: bf16 autocast is emulated (slow) on an AVX2-only CPU.
     bf16 = extract_features(clean_images[:2], precision="bf16", device="cpu")
@@ -112,7 +131,8 @@ def test_fid_kid_deterministic(features):
 
 def test_save_load_round_trip_byte_stable(tmp_path, features):
     feats = features["clean"]
-    protocol = feature_protocol(n=len(feats), dataset="blobs", split="test", precision="fp32")
+    protocol = feature_protocol(n=len(feats), dataset="blobs", split="test", precision="fp32",
+                                runtime="onnxruntime")
     assert protocol["weights_sha256"] == weights_identity()["sha256"]
 
     first, second = tmp_path / "a.h5", tmp_path / "b.h5"

@@ -135,6 +135,8 @@ EVAL_FIELDS = {
     "precision": Field(str, "auto", choices=PRECISIONS),
     "device": Field(str, "auto", choices=DEVICES),
     "kid_subset_size": Field(int, 1000, positive=True),
+    "runtime": Field(str, "auto", choices=("auto", "torch", "onnxruntime"),
+                     help="what runs the Inception graph; auto: onnxruntime for fp32 on CPU, torch otherwise"),
     "inception_weights": Field(str, None, nullable=True,
                                help="torch-fidelity's full Inception weights (.pth) for the Inception Score; "
                                     "null: look in torch's hub cache"),

@@ -10,25 +10,28 @@ from genlab.data.hdf5 import read_info, read_split
 from genlab.io import write_json_atomic
 from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
 from genlab.metrics.fid import compute_fid_kid, compute_precision_recall
-from genlab.metrics.inception import INCEPTION_EXTRACTOR
+from genlab.metrics.inception import INCEPTION_EXTRACTOR, resolve_runtime
 from genlab.training.device import resolve_device, resolve_precision
 
 REAL_SPLIT = "test"
 
 
-def eval_precision(cfg: Mapping[str, Any]) -> tuple[str, str]:
+def eval_precision(cfg: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(device, precision, Inception runtime) that eval.device/precision/runtime resolve to here."""
     device = resolve_device(cfg["device"])
-    return str(device), resolve_precision(cfg["precision"], device)
+    precision = resolve_precision(cfg["precision"], device)
+    return str(device), precision, resolve_runtime(cfg.get("runtime", "auto"), device, precision)
 
 
 def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any]) -> dict:
     """Inception features of the first `num_real` test images, saved with their protocol."""
     info = read_info(data_path)
     images, _ = read_split(data_path, REAL_SPLIT, limit=cfg["num_real"])
-    device, precision = eval_precision(cfg)
+    device, precision, runtime = eval_precision(cfg)
     feats = extract_features(images, batch_size=cfg["batch_size"], device=device, precision=precision,
-                             desc=f"features {info['dataset']}/{REAL_SPLIT}")
-    protocol = feature_protocol(n=len(feats), dataset=info["dataset"], split=REAL_SPLIT, precision=precision)
+                             runtime=runtime, desc=f"features {info['dataset']}/{REAL_SPLIT}")
+    protocol = feature_protocol(n=len(feats), dataset=info["dataset"], split=REAL_SPLIT, precision=precision,
+                                runtime=runtime)
     save_features(out_path, feats, protocol)
     return protocol
 
@@ -68,17 +71,19 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
                      cfg: Mapping[str, Any], seed: int) -> dict:
     """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
     real, real_protocol = load_features(real_features_path)
-    device, precision = eval_precision(cfg)
-    if precision != real_protocol["precision"]:
-        raise ValueError(f"eval.precision resolves to {precision} but {real_features_path} was computed in "
-                         f"{real_protocol['precision']}; re-run its stage (dvc repro) so both match")
+    device, precision, runtime = eval_precision(cfg)
+    for key, value in (("precision", precision), ("runtime", runtime)):
+        if value != real_protocol.get(key):
+            raise ValueError(f"eval.{key} resolves to {value} but {real_features_path} was computed with "
+                             f"{real_protocol.get(key)}; re-run its stage (dvc repro) so both match")
     fake = extract_features(samples, batch_size=cfg["batch_size"], device=device, precision=precision,
-                            desc="features samples")
+                            runtime=runtime, desc="features samples")
     values = compute_fid_kid(fake, real, kid_subset_size=cfg["kid_subset_size"], seed=seed)
     protocol = {
         "extractor": INCEPTION_EXTRACTOR,
         "weights_sha256": real_protocol.get("weights_sha256"),
         "compute_dtype": precision,
+        "runtime": runtime,
         "n_fake": int(len(fake)),
         "n_real": int(real_protocol["N"]),
         "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",
@@ -139,7 +144,7 @@ def inception_score(samples: np.ndarray, cfg: Mapping[str, Any], seed: int) -> d
     from torch_fidelity.metric_isc import isc_features_to_metric
     from torch_fidelity.utils import create_feature_extractor
 
-    device, _ = eval_precision(cfg)
+    device = eval_precision(cfg)[0]
     try:
         extractor = create_feature_extractor("inception-v3-compat", ["logits_unbiased"], cuda=device.startswith("cuda"),
                                              feature_extractor_weights_path=str(path), verbose=False)

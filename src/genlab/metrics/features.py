@@ -13,7 +13,7 @@ from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
 from genlab.io import atomic_path
-from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, weights_identity
+from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, resolve_runtime, weights_identity
 from genlab.training.device import resolve_device
 
 _DATASET = "features"
@@ -21,11 +21,14 @@ _PROTOCOL_ATTR = "protocol"
 
 
 @functools.lru_cache(maxsize=4)
-def _extractor(name: str, device: str, precision: str) -> torch.nn.Module:
-    # Cached: loading the ~90 MB TorchScript costs seconds, and callers extract real and fake sets in turn.
+def _extractor(name: str, device: str, precision: str, runtime: str) -> torch.nn.Module:
+    # Cached: loading the ~90 MB network costs seconds, and callers extract real and fake sets in turn.
     cls = FEATURE_EXTRACTORS_REGISTRY[name]
     layer = cls.get_default_feature_layer_for_metric("fid")
-    if name != INCEPTION_EXTRACTOR and precision != "fp32":
+    options = {}
+    if name == INCEPTION_EXTRACTOR:
+        options["runtime"] = runtime
+    elif precision != "fp32":
         raise ValueError(f"extractor {name!r} only runs in fp32")
     return create_feature_extractor(
         name,
@@ -34,6 +37,7 @@ def _extractor(name: str, device: str, precision: str) -> torch.nn.Module:
         device=device,
         precision=precision,
         verbose=False,
+        **options,
     )
 
 
@@ -44,13 +48,15 @@ def extract_features(
     batch_size: int = 50,
     device: str = "auto",
     precision: str = "fp32",
+    runtime: str = "auto",
     desc: str = "features",
 ) -> np.ndarray:
     """uint8 images (N, C, H, W) -> float32 features (N, D) of a torch-fidelity extractor.
 
     float32 because the network computes in at most fp32; FID/KID code upcasts where it matters.
     precision "fp32" is the default: on this AVX2-only CPU bf16 autocast is emulated and several times
-    slower; pass "bf16" on CUDA (or AMX CPUs) and record it in the protocol.
+    slower; pass "bf16" on CUDA (or AMX CPUs) and record it in the protocol. runtime (Inception only):
+    "auto" picks ONNX Runtime for fp32 on CPU and TorchScript otherwise (see genlab.metrics.inception).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -62,7 +68,9 @@ def extract_features(
     if len(images) == 0:
         raise ValueError("no images given")
     dev = resolve_device(str(device))
-    extractor = _extractor(extractor_name, str(dev), precision)
+    if extractor_name == INCEPTION_EXTRACTOR:
+        runtime = resolve_runtime(runtime, dev, precision)
+    extractor = _extractor(extractor_name, str(dev), precision, runtime)
 
     chunks = []
     with torch.inference_mode(), tqdm(total=len(images), desc=desc, unit="img", dynamic_ncols=True) as bar:
@@ -74,11 +82,12 @@ def extract_features(
     return torch.cat(chunks).numpy()
 
 
-def feature_protocol(*, n: int, dataset: str, split: str, precision: str,
+def feature_protocol(*, n: int, dataset: str, split: str, precision: str, runtime: str,
                      extractor_name: str = INCEPTION_EXTRACTOR) -> dict:
     """The protocol dict stored with a feature file: what produced these features, from what."""
     protocol = {"extractor": extractor_name, "precision": precision, "N": int(n), "dataset": dataset, "split": split}
     if extractor_name == INCEPTION_EXTRACTOR:
+        protocol["runtime"] = runtime
         protocol["weights_file"] = weights_identity()["file"]
         protocol["weights_sha256"] = weights_identity()["sha256"]
     return protocol

