@@ -87,8 +87,12 @@ class AdversarialModel(GenerativeModel):
         n = x.size(0)
         real_labels = y if self.conditional else None
         fake_labels = self.random_labels(n)
-        with torch.no_grad():
-            fake = self.G(self.sample_latent(n), fake_labels)
+        update_g = step % self.hp["n_critic"] == 0
+        # On steps that also update G, one batch of fakes serves both players (as in the DCGAN
+        # reference code): D sees it detached, G's step back-propagates through it afterwards.
+        with torch.set_grad_enabled(update_g):
+            fake_g = self.G(self.sample_latent(n), fake_labels)
+        fake = fake_g.detach()
 
         # -- discriminator / critic
         real_out = self.D(x, real_labels).float()
@@ -109,9 +113,8 @@ class AdversarialModel(GenerativeModel):
                     p.clamp_(-self.hp["clip_value"], self.hp["clip_value"])
 
         # -- generator, every n_critic steps
-        if step % self.hp["n_critic"] == 0:
-            labels = self.random_labels(n)
-            loss_g = self.loss.g_loss(self.D(self.G(self.sample_latent(n), labels), labels).float())
+        if update_g:
+            loss_g = self.loss.g_loss(self.D(fake_g, fake_labels).float())
             optimizers["g"].zero_grad(set_to_none=True)
             loss_g.backward()
             optimizers["g"].step()

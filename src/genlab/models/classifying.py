@@ -40,18 +40,16 @@ class ACGAN(AdversarialModel):
     def training_step(self, x, y, optimizers, step):
         n = x.size(0)
         fake_labels = self.random_labels(n)
-        with torch.no_grad():
-            fake = self.G(self.sample_latent(n), fake_labels)
+        fake_g = self.G(self.sample_latent(n), fake_labels)  # one batch for both players, detached for D
         real_adv, real_cls = self._split(self.D(x))
-        fake_adv, fake_cls = self._split(self.D(fake))
+        fake_adv, fake_cls = self._split(self.D(fake_g.detach()))
         loss_d = self.loss.d_loss(real_adv, fake_adv) + F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, fake_labels)
         optimizers["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         optimizers["d"].step()
 
-        labels = self.random_labels(n)
-        adv, cls = self._split(self.D(self.G(self.sample_latent(n), labels)))
-        loss_g = self.loss.g_loss(adv) + F.cross_entropy(cls, labels)
+        adv, cls = self._split(self.D(fake_g))
+        loss_g = self.loss.g_loss(adv) + F.cross_entropy(cls, fake_labels)
         optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
         optimizers["g"].step()
@@ -93,10 +91,9 @@ class SGAN(AdversarialModel):
 
     def training_step(self, x, y, optimizers, step):
         n = x.size(0)
-        with torch.no_grad():
-            fake = self.G(self.sample_latent(n))
+        fake_g = self.G(self.sample_latent(n))  # one batch for both players, detached for D
         real_logits = self.D(x).float()
-        fake_logits = self.D(fake).float()
+        fake_logits = self.D(fake_g.detach()).float()
         labeled = torch.arange(n, device=x.device) < round(self.hp["labeled_fraction"] * n)
         supervised = F.cross_entropy(real_logits[labeled], y[labeled]) if labeled.any() else real_logits.sum() * 0
         _, log_real_on_real = self._log_p_fake(real_logits)
@@ -106,7 +103,7 @@ class SGAN(AdversarialModel):
         loss_d.backward()
         optimizers["d"].step()
 
-        _, log_real_on_gen = self._log_p_fake(self.D(self.G(self.sample_latent(n))))
+        _, log_real_on_gen = self._log_p_fake(self.D(fake_g))
         loss_g = -log_real_on_gen.mean()
         optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
