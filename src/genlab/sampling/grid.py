@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from genlab.io import atomic_path
 
@@ -15,8 +14,19 @@ from genlab.io import atomic_path
 def grid_array(images_uint8: torch.Tensor | np.ndarray, nrow: int | None = None, scale: int = 2) -> np.ndarray:
     """(N, C, H, W) uint8 -> (H', W', 3) uint8 grid with 2-pixel gutters, upscaled for viewing."""
     images = torch.as_tensor(images_uint8)
-    nrow = nrow or math.ceil(math.sqrt(images.size(0)))
-    grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)  # uint8 in, uint8 out
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.size(1) not in (1, 3):
+        raise ValueError(f"expected uint8 (N, 1 or 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    cols = min(nrow or math.ceil(math.sqrt(n)), n)
+    rows = math.ceil(n / cols)
+    pad = 2
+    # torchvision's make_grid layout (a `pad` gutter around every tile), without importing torchvision:
+    # its import alone costs ~3 s per stage here.
+    grid = torch.full((3, rows * (h + pad) + pad, cols * (w + pad) + pad), 255, dtype=torch.uint8)
+    tiles = images.expand(-1, 3, -1, -1)
+    for i in range(n):
+        top, left = (i // cols) * (h + pad) + pad, (i % cols) * (w + pad) + pad
+        grid[:, top:top + h, left:left + w] = tiles[i]
     if scale > 1:
         grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     return grid.permute(1, 2, 0).contiguous().numpy()
