@@ -418,7 +418,7 @@ def test_cvae_decoder_depends_on_label():
 
 def test_ae_fits_gaussian_prior_to_codes():
     torch.manual_seed(0)
-    model = build("ae", latent_dim=4)
+    model = build("ae", latent_dim=4, prior_fit_images=1001)
     optimizers = model.configure_optimizers()
     images, labels = batch(1001, seed=2)  # > 1000: after_training encodes in chunks
     images = (images.float() * torch.rand(len(images), 1, 1, 1)).to(torch.uint8)  # vary brightness
@@ -430,7 +430,7 @@ def test_ae_fits_gaussian_prior_to_codes():
         model.encoder.out.bias.div_(spread).add_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
 
     assert torch.equal(model.prior_mean, torch.zeros(4))
-    model.after_training(images, labels)
+    model.after_training(torch.cat([images, torch.full_like(images, 255)]), labels)  # beyond the cap: ignored
     with torch.no_grad():
         codes = model.encoder(model.to_input(images)).double()
     mean = codes.mean(0)

@@ -92,10 +92,14 @@ class Autoencoder(_ConvAutoencoder):
     Its latent space is sparse: most points of N(0, I) decode to nothing like the data (seed 000,
     "使用 AE 生成新對象"). To sample at all, `after_training` fits a Gaussian (mean and full
     covariance) to the codes of the training set and `sample_latent` draws from it. The fit is
-    stored in buffers, so it travels with the checkpoint.
+    stored in buffers, so it travels with the checkpoint. `prior_fit_images` caps how many training
+    images are encoded for it (the first ones of the packed split): 10000 codes pin an 8-d Gaussian
+    well, and encoding all 60000 Fashion-MNIST images costs ~20 s on a 2-core CPU.
     """
 
     metric_names = ("loss", "recon")
+    hparam_fields = {**AE_FIELDS, "prior_fit_images": Field(
+        int, 10000, positive=True, nullable=True, help="training images encoded to fit the sampling Gaussian (null: all)")}
 
     def __init__(self, spec, image_shape, num_classes):
         super().__init__(spec, image_shape, num_classes, encoder_out=spec.hparams["latent_dim"])
@@ -112,6 +116,7 @@ class Autoencoder(_ConvAutoencoder):
 
     @torch.no_grad()
     def after_training(self, images, labels):
+        images = images[: self.hp["prior_fit_images"]]  # a None cap keeps them all
         codes = torch.cat([self.encoder(self.to_input(chunk)).float() for chunk in images.split(1000)])
         mean = codes.mean(0)
         cov = torch.cov(codes.T.double()) + 1e-5 * torch.eye(codes.size(1), dtype=torch.float64, device=codes.device)
