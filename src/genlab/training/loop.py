@@ -204,13 +204,13 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                     "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                     "history": history,
                 }, ckpt_path)
+        elapsed = time.perf_counter() - t0  # the loop alone: after_training (e.g. the AE's prior fit) excluded
         model.eval()
         model.after_training(images, labels)
         save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
                            "image_shape": tuple(images.shape[1:]), "num_classes": model.num_classes,
                            "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
         write_history_csv(plots_path, history, names)
-        elapsed = time.perf_counter() - t0
         rate = images_seen / elapsed if elapsed > 0 else 0.0
         run.log_metrics({"train_images_per_second": rate}, step=step)
         run.log_artifact(out_dir / MODEL_FILE, "model")
