@@ -49,7 +49,8 @@ def tiny_params() -> dict:
         "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
         "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
         "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
-        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6},
+        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6,
+                 "runtime": "auto"},
         "models": models,
     }
 
@@ -111,6 +112,7 @@ def test_metrics_files_hold_finite_fid_and_kid(project):
         assert math.isfinite(record["kid"]["mean"]), name
         assert record["fid"]["n_fake"] == 12 and record["fid"]["n_real"] == 12
         assert record["fid"]["extractor"] == "inception-v3-tf-fidhelper"
+        assert record["fid"]["runtime"] == "onnxruntime"  # auto, fp32 on CPU
         assert len(record["fid"]["weights_sha256"]) == 64
         assert record["inception_score"]["value"] is None and record["inception_score"]["reason"]
         assert 0.0 <= record["precision_recall"]["precision"] <= 1.0 and 0.0 <= record["precision_recall"]["recall"] <= 1.0
