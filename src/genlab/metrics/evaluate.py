@@ -16,7 +16,7 @@ from genlab.training.device import resolve_device, resolve_precision
 REAL_SPLIT = "test"
 
 
-def eval_precision(cfg: Mapping[str, Any]) -> tuple[str, str, str]:
+def eval_settings(cfg: Mapping[str, Any]) -> tuple[str, str, str]:
     """(device, precision, Inception runtime) that eval.device/precision/runtime resolve to here."""
     device = resolve_device(cfg["device"])
     precision = resolve_precision(cfg["precision"], device)
@@ -27,7 +27,7 @@ def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any
     """Inception features of the first `num_real` test images, saved with their protocol."""
     info = read_info(data_path)
     images, _ = read_split(data_path, REAL_SPLIT, limit=cfg["num_real"])
-    device, precision, runtime = eval_precision(cfg)
+    device, precision, runtime = eval_settings(cfg)
     feats = extract_features(images, batch_size=cfg["batch_size"], device=device, precision=precision,
                              runtime=runtime, desc=f"features {info['dataset']}/{REAL_SPLIT}")
     protocol = feature_protocol(n=len(feats), dataset=info["dataset"], split=REAL_SPLIT, precision=precision,
@@ -71,7 +71,7 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
                      cfg: Mapping[str, Any], seed: int) -> dict:
     """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
     real, real_protocol = load_features(real_features_path)
-    device, precision, runtime = eval_precision(cfg)
+    device, precision, runtime = eval_settings(cfg)
     for key, value in (("precision", precision), ("runtime", runtime)):
         if value != real_protocol.get(key):
             raise ValueError(f"eval.{key} resolves to {value} but {real_features_path} was computed with "
@@ -144,7 +144,7 @@ def inception_score(samples: np.ndarray, cfg: Mapping[str, Any], seed: int) -> d
     from torch_fidelity.metric_isc import isc_features_to_metric
     from torch_fidelity.utils import create_feature_extractor
 
-    device = eval_precision(cfg)[0]
+    device = eval_settings(cfg)[0]
     try:
         extractor = create_feature_extractor("inception-v3-compat", ["logits_unbiased"], cuda=device.startswith("cuda"),
                                              feature_extractor_weights_path=str(path), verbose=False)

@@ -13,7 +13,7 @@ from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
 from genlab.io import atomic_path
-from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, resolve_runtime, weights_identity
+from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, weights_identity
 from genlab.training.device import resolve_device
 
 _DATASET = "features"
@@ -68,8 +68,6 @@ def extract_features(
     if len(images) == 0:
         raise ValueError("no images given")
     dev = resolve_device(str(device))
-    if extractor_name == INCEPTION_EXTRACTOR:
-        runtime = resolve_runtime(runtime, dev, precision)
     extractor = _extractor(extractor_name, str(dev), precision, runtime)
 
     chunks = []

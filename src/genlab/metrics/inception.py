@@ -17,7 +17,6 @@ import functools
 import hashlib
 import importlib.util
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from torch_fidelity.helpers import vassert
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from genlab.io import atomic_path
 from genlab.training.device import resolve_device
 
 INCEPTION_EXTRACTOR = "inception-v3-tf-fidhelper"
@@ -95,22 +95,14 @@ def onnx_path() -> Path:
     path = cache_dir() / f"{INCEPTION_EXTRACTOR}-{weights_identity()['sha256'][:16]}-torch{version}.onnx"
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     net = _load_torchscript()
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter warns about its own deprecation
-            torch.onnx.export(net, (torch.zeros(1, 3, _INPUT_SIZE, _INPUT_SIZE),), tmp, dynamo=False,
-                              input_names=["images"], output_names=["pool3"],
-                              dynamic_axes={"images": {0: "batch"}, "pool3": {0: "batch"}},
-                              opset_version=_ONNX_OPSET)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is a plain shared file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns about its own deprecation
+        torch.onnx.export(net, (torch.zeros(1, 3, _INPUT_SIZE, _INPUT_SIZE),), str(tmp), dynamo=False,
+                          input_names=["images"], output_names=["pool3"],
+                          dynamic_axes={"images": {0: "batch"}, "pool3": {0: "batch"}},
+                          opset_version=_ONNX_OPSET)
+        tmp.chmod(0o644)  # the temp file is private; the cache is a plain shared file
     return path
 
 
@@ -154,7 +146,8 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
         super().__init__(name, list(features_list))
         vassert(precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
-        self.runtime = resolve_runtime(runtime, resolve_device(str(device)), precision)
+        device = resolve_device(str(device))
+        self.runtime = resolve_runtime(runtime, device, precision)
         if self.runtime == "onnxruntime":
             self.net = None
             self._onnx = _OnnxRunner()
@@ -163,7 +156,7 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
         self.net = _load_torchscript().to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
-        self.to(resolve_device(str(device)))
+        self.to(device)
 
     @staticmethod
     def get_provided_features_list():
