@@ -1,15 +1,16 @@
 import hashlib
 import json
-import time
 
 import h5py
 import numpy as np
 import pytest
+from PIL import Image
 
-from genlab.data import DATASETS, DatasetSource, RemoteFile, pack_idx_to_hdf5, read_info, read_split
+from genlab.data import DATASETS, DatasetSource, Preprocessing, RawDataError, RemoteFile, pack_dataset, read_info, \
+    read_split
 from genlab.data.idx import encode_idx
 
-H, W = 6, 5  # deliberately not square, so a swapped height/width is caught
+SIDE = 6
 CLASSES = ("a", "b", "c")
 NAMES = {
     "train_images": "train-images-idx3-ubyte",
@@ -17,17 +18,18 @@ NAMES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+PREP = Preprocessing(side=SIDE)
 
 
 @pytest.fixture(autouse=True)
 def tiny(monkeypatch):
-    # md5s in the registry are not checked by pack, so placeholders do.
-    source = DatasetSource(name="tiny", files={r: RemoteFile(n, "0" * 32) for r, n in NAMES.items()},
-                           mirrors=(), local_dirs=(), class_names=CLASSES, channels=1, height=H, width=W)
+    # Registry checksums are not checked by pack (the download stage does), so placeholders do.
+    source = DatasetSource(name="tiny", files={r: RemoteFile(n, "0" * 32) for r, n in NAMES.items()}, format="idx",
+                           class_names=CLASSES, channels=1, side=SIDE, licence="test data", homepage="")
     monkeypatch.setitem(DATASETS, "tiny", source)
 
 
-def make_raw(tmp_path, n_train=2500, n_test=300, n_train_labels=None, shape=(H, W)):
+def make_raw(tmp_path, n_train=2500, n_test=300, n_train_labels=None, shape=(SIDE, SIDE)):
     """Write a raw dir of IDX files; return it and the arrays written."""
     rng = np.random.default_rng(2)
     arrays = {
@@ -47,17 +49,19 @@ def make_raw(tmp_path, n_train=2500, n_test=300, n_train_labels=None, shape=(H, 
 def test_round_trip(tmp_path):
     raw, arrays = make_raw(tmp_path)
     out = tmp_path / "data.h5"
-    pack_idx_to_hdf5("tiny", raw, out)
+    summary = pack_dataset("tiny", raw, out, PREP)
+    assert summary == {"dataset": "tiny", "path": str(out), "splits": {"train": 2500, "test": 300},
+                       "shape": [1, SIDE, SIDE], "labelled": True}
 
     for split in ("train", "test"):
         images, labels = read_split(out, split)
         assert images.dtype == np.uint8 and labels.dtype == np.int64
-        assert images.shape == (len(arrays[f"{split}_images"]), 1, H, W)
+        assert images.shape == (len(arrays[f"{split}_images"]), 1, SIDE, SIDE)
         np.testing.assert_array_equal(images[:, 0], arrays[f"{split}_images"])
         np.testing.assert_array_equal(labels, arrays[f"{split}_labels"])
 
     images, labels = read_split(out, "train", limit=10)
-    assert images.shape == (10, 1, H, W) and labels.shape == (10,)
+    assert images.shape == (10, 1, SIDE, SIDE) and labels.shape == (10,)
     np.testing.assert_array_equal(images[:, 0], arrays["train_images"][:10])
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["data.h5"]  # no temp file left
 
@@ -65,67 +69,76 @@ def test_round_trip(tmp_path):
 def test_layout_and_compression(tmp_path):
     raw, _ = make_raw(tmp_path)
     out = tmp_path / "data.h5"
-    pack_idx_to_hdf5("tiny", raw, out)
+    pack_dataset("tiny", raw, out, PREP)
     with h5py.File(out, "r") as f:
         assert set(f) == {"train", "test"}
         images = f["train/images"]
-        assert images.chunks == (1024, 1, H, W)
+        assert images.chunks == (1024, 1, SIDE, SIDE)
         assert images.compression == "gzip" and images.compression_opts == 4 and images.shuffle
-        assert f["test/images"].chunks == (300, 1, H, W)  # clipped to N
+        assert f["test/images"].chunks == (300, 1, SIDE, SIDE)  # clipped to N
         assert f["train/labels"].dtype == np.int64
 
 
 def test_packing_twice_is_byte_identical(tmp_path):
     raw, _ = make_raw(tmp_path)
     first, second = tmp_path / "a.h5", tmp_path / "b.h5"
-    pack_idx_to_hdf5("tiny", raw, first)
-    time.sleep(1.1)  # HDF5 timestamps have 1 s resolution: any stored time would now differ
-    pack_idx_to_hdf5("tiny", raw, second)
+    pack_dataset("tiny", raw, first, PREP)
+    pack_dataset("tiny", raw, second, PREP)  # timestamps: see test_pack's test, which waits a second
     assert first.read_bytes() == second.read_bytes()
 
 
 def test_info(tmp_path):
     raw, _ = make_raw(tmp_path)
     out = tmp_path / "data.h5"
-    pack_idx_to_hdf5("tiny", raw, out)
-    md5s = {role: hashlib.md5((raw / name).read_bytes()).hexdigest() for role, name in NAMES.items()}
+    pack_dataset("tiny", raw, out, PREP)
+    checksums = {role: {"name": name, "algorithm": "md5", "scope": "content",
+                        "checksum": hashlib.md5((raw / name).read_bytes()).hexdigest()} for role, name in NAMES.items()}
+    preprocessing = {"side": SIDE, "crop": None, "resample": "bilinear", "test_fraction": None, "channels": 1,
+                     "source_shapes": [[SIDE, SIDE, 1]], "cropped": False, "resized": False, "pillow": None}
 
-    info = read_info(out)
-    assert info == {
-        "dataset": "tiny", "class_names": list(CLASSES), "channels": 1, "height": H, "width": W,
-        "splits": {"train": 2500, "test": 300}, "source_md5": md5s, "format_version": 1,
+    assert read_info(out) == {
+        "dataset": "tiny", "class_names": list(CLASSES), "labelled": True, "channels": 1, "height": SIDE,
+        "width": SIDE, "splits": {"train": 2500, "test": 300}, "preprocessing": preprocessing,
+        "source_checksums": checksums, "format_version": 2,
     }
     with h5py.File(out, "r") as f:
-        assert f.attrs["dataset"] == "tiny"
+        assert f.attrs["dataset"] == "tiny" and bool(f.attrs["labelled"])
         assert json.loads(f.attrs["class_names"]) == list(CLASSES)
-        assert json.loads(f.attrs["source_md5"]) == md5s
-        assert f.attrs["format_version"] == 1
+        assert json.loads(f.attrs["source_checksums"]) == checksums
+        assert f.attrs["format_version"] == 2
+
+
+def test_other_side_resizes_non_square_sources(tmp_path):
+    raw, arrays = make_raw(tmp_path, n_train=5, n_test=5, shape=(SIDE, SIDE - 1))  # not square: H/W swaps show
+    out = tmp_path / "data.h5"
+    pack_dataset("tiny", raw, out, Preprocessing(side=4, resample="box"))
+    images, _ = read_split(out, "test")
+    expected = Image.fromarray(arrays["test_images"][2]).resize((4, 4), Image.Resampling.BOX)
+    np.testing.assert_array_equal(images[2, 0], np.asarray(expected))
+    prep = read_info(out)["preprocessing"]
+    assert prep["source_shapes"] == [[SIDE, SIDE - 1, 1]] and prep["resized"] and prep["pillow"]
 
 
 def test_mismatched_counts_raise(tmp_path):
     raw, _ = make_raw(tmp_path, n_train=50, n_train_labels=49)
     out = tmp_path / "data.h5"
-    with pytest.raises(ValueError, match="train: 50 images but 49 labels"):
-        pack_idx_to_hdf5("tiny", raw, out)
+    with pytest.raises(RawDataError, match="train-images-idx3-ubyte: 50 images but 49 labels"):
+        pack_dataset("tiny", raw, out, PREP)
     assert list(tmp_path.glob("*.h5*")) == [] and list(tmp_path.glob(".*")) == []
-
-
-def test_wrong_image_shape_raises(tmp_path):
-    raw, _ = make_raw(tmp_path, n_train=10, n_test=10, shape=(W, H))
-    with pytest.raises(ValueError, match=r"train images: shape \(10, 5, 6\).*tiny"):
-        pack_idx_to_hdf5("tiny", raw, tmp_path / "data.h5")
 
 
 def test_label_out_of_range_raises(tmp_path):
     raw, _ = make_raw(tmp_path, n_train=10, n_test=10)
     (raw / NAMES["test_labels"]).write_bytes(encode_idx(np.full(10, len(CLASSES), dtype=np.uint8)))
-    with pytest.raises(ValueError, match=r"test labels: values outside 0\.\.2"):
-        pack_idx_to_hdf5("tiny", raw, tmp_path / "data.h5")
+    with pytest.raises(RawDataError, match=r"t10k-labels-idx1-ubyte: labels outside 0\.\.2"):
+        pack_dataset("tiny", raw, tmp_path / "data.h5", PREP)
 
 
-def test_unknown_split_names_allowed_ones(tmp_path):
+def test_bad_split_or_limit(tmp_path):
     raw, _ = make_raw(tmp_path, n_train=10, n_test=10)
     out = tmp_path / "data.h5"
-    pack_idx_to_hdf5("tiny", raw, out)
+    pack_dataset("tiny", raw, out, PREP)
     with pytest.raises(ValueError, match=r"'valid'.*train, test"):
         read_split(out, "valid")
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        read_split(out, "train", limit=-1)

@@ -48,3 +48,11 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Stable JSON (sorted keys, fixed indent, trailing newline) so identical data hash identically."""
     text = json.dumps(_json_safe(obj), indent=2, sort_keys=True) + "\n"
     write_bytes_atomic(path, text.encode())
+
+
+def cache_dir() -> Path:
+    """genlab's cache outside any repository (downloads, the ONNX Inception graph): $GENLAB_CACHE,
+    else $XDG_CACHE_HOME/genlab, else ~/.cache/genlab."""
+    if os.environ.get("GENLAB_CACHE"):
+        return Path(os.environ["GENLAB_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab"

@@ -1,170 +1,462 @@
-"""Fetch a registered dataset's raw files into a directory, verified by md5.
+"""Fetch a registered dataset's raw files into a directory, each verified by its checksum.
 
-Sources are tried in order: $GENLAB_DATA_MIRROR (a directory or an http(s) base URL), the
-dataset's local directories, then its network mirrors. Whatever the source, `out_dir` ends up
-holding exactly the decompressed files, byte-identical, so DVC hashes do not depend on it.
+Sources are tried per file, in order: the `source` argument (params `datasets.<name>.source`),
+$GENLAB_DATA_MIRROR (each a directory or an http(s) base URL), the dataset's local directories,
+its mirrors (`<base URL>/<remote name>`), the file's own URLs, then its Google Drive id. Whatever
+the source, a stored file's bytes have the expected digest (content scope: stored decompressed;
+file scope: stored as published), so DVC hashes never depend on where the data came from.
+
+Every file is first completed and verified in the download cache (`download_cache_dir()`), outside
+the DVC output, because DVC deletes a stage's outputs before re-running it: a partial download
+(`<algorithm>-<checksum>.part`) resumes with an HTTP Range request, and a verified file
+(`<algorithm>-<checksum>`) is reused by later runs without the network. `out_dir` is touched only
+once every file is in the cache; each file is hard-linked (or copied) to a temp name there and
+renamed, so nothing partial or unverified ever appears under a final name.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import http.client
+import http.cookiejar
 import os
+import re
+import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
 import zlib
+from dataclasses import dataclass, field, replace
+from functools import partial
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Callable, Iterator, Mapping, Sequence, TypeVar
+from urllib.parse import urlencode, urljoin
 
 from tqdm import tqdm
 
+from genlab.config import ParamsError
+from genlab.data.sources import DatasetSource, RemoteFile, UnknownDatasetError, dataset_source
 from genlab.errors import GenlabError
-from genlab.data.sources import DATASETS, DatasetSource
-from genlab.io import write_bytes_atomic
+from genlab.io import atomic_path, cache_dir
 
 ENV_MIRROR = "GENLAB_DATA_MIRROR"
+GDRIVE_URL = "https://drive.google.com/uc"  # tests point it at a local server
+GDRIVE_QUOTA_TEXT = "Too many users have viewed or downloaded this file recently"
+APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}  # datasets Debian packages into a local directory
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 16
-_USER_AGENT = "genlab-data/1"
+_CHUNK = 1 << 20
+_USER_AGENT = "genlab-data/2"
+_MAX_PAGE = 1 << 20     # an HTML answer larger than this is not one of Drive's confirm pages
+_GDRIVE_PAGES = 3       # confirm pages followed before giving up
+_HEX_DIGITS = {"md5": 32, "sha256": 64}
+_CHECKSUM = re.compile(r"(md5|sha256):([0-9a-fA-F]+)")
+
+T = TypeVar("T")
 
 
 class DownloadError(GenlabError):
-    """No source could provide a file with the expected checksum."""
+    """No source could provide a file with the expected checksum (or the dataset is unknown)."""
 
 
 class _SourceFailed(Exception):
     """One source could not provide one file; the message says why."""
 
 
+class _BadContent(_SourceFailed):
+    """A complete download whose bytes do not verify (checksum mismatch, broken gzip)."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying from the bytes already on disk: reset, truncated body, timeout, 5xx."""
+
+
+class _RangeNotSatisfiable(Exception):
+    """HTTP 416 to `Range: bytes=<k>-`: the part may already hold the whole file."""
+
+
+class _HtmlAnswer(Exception):
+    """An HTML page where a file was expected (Google Drive's confirm and quota pages)."""
+
+    def __init__(self, url: str, text: str):
+        super().__init__(url)
+        self.url = url
+        self.text = text
+
+
+class _AllFailed(Exception):
+    """Every source failed for one file; `reasons` holds one "<source>: <why>" line per source."""
+
+    def __init__(self, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass
+class _Net:
+    """How one file's HTTP requests are made: retry policy, and one cookie jar across redirects."""
+
+    retries: int
+    backoff: float
+    timeout: float
+    cookies: http.cookiejar.CookieJar = field(default_factory=http.cookiejar.CookieJar)
+
+    def __post_init__(self) -> None:
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+
+# --------------------------------------------------------------------------- public API
 def download_dataset(name: str, out_dir: Path, *,
+                     source: str | None = None,
+                     checksums: Mapping[str, str] | None = None,
                      mirrors: Sequence[str] | None = None,
                      local_dirs: Sequence[str] | None = None,
                      retries: int = 3,
                      backoff: float = 1.0,
-                     timeout: float = 30) -> dict[str, str]:
-    """Store every file of dataset `name` decompressed in `out_dir`; return role -> md5.
+                     timeout: float = 30) -> dict[str, dict]:
+    """Store every file of dataset `name` in `out_dir` under its name; return role -> checksum record.
 
-    `mirrors` / `local_dirs` override the registry's. `retries` is the number of extra
-    attempts per URL after a network error, sleeping `backoff * 2**k` seconds before each.
+    `source` (a directory or http(s) base URL) is tried first; `checksums` (role -> "md5:<hex>" or
+    "sha256:<hex>") replaces the registry's checksums; `mirrors` / `local_dirs` replace the
+    registry's. `retries` is the number of extra attempts per URL after a transient network error,
+    sleeping `backoff * 2**attempt` seconds before each. Raises DownloadError, naming every source
+    tried and why it failed, before anything is written to `out_dir`.
     """
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)}")
-    source: DatasetSource = DATASETS[name]
+    dataset = _dataset(name)
+    files = _with_overrides(dataset, checksums)
+    _log(f"{name}: {dataset.licence}")
+    _log(f"{name}: homepage {dataset.homepage}")
+    locations = _locations(dataset, source, mirrors, local_dirs)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    locations = _locations(source, mirrors, local_dirs)
 
-    md5s: dict[str, str] = {}
-    for role, remote in source.files.items():
+    ready: dict[Path, Path] = {}  # target in out_dir -> verified cache entry
+    failures: list[tuple[RemoteFile, list[str]]] = []
+    for remote in files.values():
         target = out_dir / remote.name
-        if target.is_file() and _md5(target.read_bytes()) == remote.md5:
-            _log(f"{remote.name}: already present with the right md5")
-            md5s[role] = remote.md5
+        if _verifies(target, remote):
+            _log(f"{remote.name}: already present in {out_dir} with the right {remote.algorithm}")
             continue
-        failures: list[str] = []
-        for location in locations:
-            try:
-                origin, data = _fetch_verified(location, remote.name, remote.md5,
-                                               retries=retries, backoff=backoff, timeout=timeout)
-            except _SourceFailed as exc:
-                failures.append(str(exc))
-                continue
-            write_bytes_atomic(target, data)
-            _log(f"{remote.name}: from {origin}")
-            md5s[role] = remote.md5
-            break
-        else:
-            raise DownloadError(_failure_message(name, remote.name, failures))
-    return md5s
+        try:
+            ready[target] = _acquire(remote, locations, _Net(retries, backoff, timeout), name)
+        except _AllFailed as exc:
+            failures.append((remote, exc.reasons))
+    if failures:
+        raise DownloadError(_failure_message(name, failures))
+    for target, entry in ready.items():
+        _place(entry, target)
+    return {role: {"name": f.name, "algorithm": f.algorithm, "scope": f.scope, "checksum": f.checksum}
+            for role, f in files.items()}
 
 
-def _locations(source: DatasetSource, mirrors: Sequence[str] | None,
+def download_cache_dir() -> Path:
+    """Partial and verified downloads: `downloads/` under genlab's cache (genlab.io.cache_dir)."""
+    return cache_dir() / "downloads"
+
+
+# --------------------------------------------------------------------------- what to fetch, from where
+def _dataset(name: str) -> DatasetSource:
+    """The registry entry; an unknown name is a DownloadError listing the registered ones."""
+    try:
+        return dataset_source(name)
+    except UnknownDatasetError as exc:
+        raise DownloadError(str(exc)) from None
+
+
+def _with_overrides(dataset: DatasetSource, checksums: Mapping[str, str] | None) -> dict[str, RemoteFile]:
+    """The registry's files with `checksums` applied; warns where an override changes a checksum.
+
+    Overrides exist for re-packaged archives and miniature test data: the file is then not the
+    published one, which the warning says in the stage's log.
+    """
+    files = dict(dataset.files)
+    for role, value in (checksums or {}).items():
+        key = f"datasets.{dataset.name}.checksums.{role}"
+        if role not in files:
+            raise ParamsError(f"{key}: unknown file role; allowed: {', '.join(files)}")
+        algorithm, checksum = _parse_checksum(key, value)
+        remote = files[role]
+        if (algorithm, checksum) != (remote.algorithm, remote.checksum):
+            _log(f"warning: {key} replaces the registry's checksum of {remote.name}: "
+                 f"{remote.algorithm}:{remote.checksum} -> {algorithm}:{checksum} (not the published file)")
+            files[role] = replace(remote, algorithm=algorithm, checksum=checksum)
+    return files
+
+
+def _parse_checksum(key: str, value: object) -> tuple[str, str]:
+    match = _CHECKSUM.fullmatch(value) if isinstance(value, str) else None
+    if match is None or len(match[2]) != _HEX_DIGITS[match[1]]:
+        raise ParamsError(f"{key}: got {value!r}; expected 'md5:' and 32 hex digits, "
+                          f"or 'sha256:' and 64 hex digits")
+    return match[1], match[2].lower()
+
+
+def _locations(dataset: DatasetSource, source: str | None, mirrors: Sequence[str] | None,
                local_dirs: Sequence[str] | None) -> list[str]:
+    """Directories and base URLs in the order they are tried (each once)."""
     env = os.environ.get(ENV_MIRROR, "").strip()
-    locations = [env] if env else []
-    locations += list(source.local_dirs if local_dirs is None else local_dirs)
-    locations += list(source.mirrors if mirrors is None else mirrors)
-    return locations
+    ordered = [source or "", env,
+               *(dataset.local_dirs if local_dirs is None else local_dirs),
+               *(dataset.mirrors if mirrors is None else mirrors)]
+    return list(dict.fromkeys(loc for loc in ordered if loc))
 
 
 def _is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
-def _fetch_verified(location: str, filename: str, md5: str, *,
-                    retries: int, backoff: float, timeout: float) -> tuple[str, bytes]:
-    """Return (origin, decompressed bytes) from one location, or raise _SourceFailed."""
-    if _is_url(location):
-        url = f"{location.rstrip('/')}/{filename}.gz"
-        candidates = [(url, lambda: _fetch_url(url, retries=retries, backoff=backoff, timeout=timeout))]
-    else:
-        directory = Path(location).expanduser()
-        if not directory.is_dir():
-            raise _SourceFailed(f"{directory}: directory does not exist")
-        paths = [p for p in (directory / f"{filename}.gz", directory / filename) if p.is_file()]
-        if not paths:
-            raise _SourceFailed(f"{directory}: neither {filename}.gz nor {filename} found")
-        candidates = [(str(p), p.read_bytes) for p in paths]
+def _candidates(remote: RemoteFile, locations: list[str], net: _Net,
+                dataset: str) -> Iterator[tuple[str, Callable[[Path], str]]]:
+    """(label, fetch) per source; fetch(cache entry) fills the entry and returns the exact origin."""
+    for location in locations:
+        if _is_url(location):
+            url = f"{location.rstrip('/')}/{remote.remote}"
+            yield url, partial(_from_url, url, remote, net=net)
+        else:
+            yield location, partial(_from_directory, Path(location).expanduser(), remote)
+    for url in remote.urls:
+        yield url, partial(_from_url, url, remote, net=net)
+    if remote.gdrive_id:
+        yield f"Google Drive id {remote.gdrive_id}", partial(_from_gdrive, remote, net=net, dataset=dataset)
 
-    # A directory may hold both forms; a bad one should not hide a good one.
-    problems = []
-    for origin, load in candidates:
+
+# --------------------------------------------------------------------------- the cache
+def _acquire(remote: RemoteFile, locations: list[str], net: _Net, dataset: str) -> Path:
+    """The verified cache entry of `remote`, fetched from the first source that provides it."""
+    entry = download_cache_dir() / f"{remote.algorithm}-{remote.checksum}"
+    with _locked(entry):
+        if _verifies(entry, remote):
+            _log(f"{remote.name}: from the download cache {entry}")
+            return entry
+        if entry.exists():
+            _log(f"{remote.name}: discarding {entry}, which no longer verifies")
+            entry.unlink()
+        reasons = []
+        for label, fetch in _candidates(remote, locations, net, dataset):
+            try:
+                origin = fetch(entry)
+            except _SourceFailed as exc:
+                reasons.append(f"{label}: {exc}")
+                continue
+            _log(f"{remote.name}: from {origin}")
+            return entry
+        raise _AllFailed(reasons)
+
+
+@contextlib.contextmanager
+def _locked(entry: Path) -> Iterator[None]:
+    """Serialise processes fetching the same file (parallel `dvc exp run` jobs) on its one part file."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with entry.with_name(f"{entry.name}.lock").open("wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _verifies(path: Path, remote: RemoteFile) -> bool:
+    """Whether `path` holds the stored form of `remote` (whose plain digest is the checksum in both scopes)."""
+    return path.is_file() and _file_digest(path, remote.algorithm).hexdigest() == remote.checksum
+
+
+def _file_digest(path: Path, algorithm: str) -> hashlib._Hash:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, algorithm)
+
+
+def _check(got: str, remote: RemoteFile) -> None:
+    if got != remote.checksum:
+        of = " of the decompressed content" if remote.scope == "content" else ""
+        raise _BadContent(f"{remote.algorithm} mismatch{of}: expected {remote.checksum}, got {got}")
+
+
+def _copy_verified(stream: BinaryIO, remote: RemoteFile, entry: Path) -> None:
+    """Copy `stream` to `entry` while hashing it; the entry appears only if the digest matches."""
+    digest = hashlib.new(remote.algorithm)
+    try:
+        with atomic_path(entry) as tmp:
+            with tmp.open("wb") as out:
+                for chunk in iter(partial(stream.read, _CHUNK), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+            _check(digest.hexdigest(), remote)
+            tmp.chmod(0o644)  # the temp file is private; the cache holds plain shared files
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise _BadContent(f"not a valid gzip file ({exc})") from exc
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def _place(entry: Path, target: Path) -> None:
+    """Hard-link the verified cache entry to `target` (no second copy), else copy it; atomically."""
+    with atomic_path(target) as tmp:
+        tmp.unlink()
         try:
-            data = _decompress(load())
-        except (OSError, EOFError, zlib.error, _SourceFailed) as exc:
-            problems.append(f"{origin}: {exc}")
-            continue
-        digest = _md5(data)
-        if digest == md5:
-            return origin, data
-        problems.append(f"{origin}: md5 mismatch (got {digest}, expected {md5})")
+            os.link(entry, tmp)
+        except OSError:  # another filesystem (EXDEV), or one without hard links
+            shutil.copyfile(entry, tmp)
+
+
+# --------------------------------------------------------------------------- local directories
+def _from_directory(directory: Path, remote: RemoteFile, entry: Path) -> str:
+    """Verify `<remote>` (or, for content scope, the plain `<name>`) from a directory into the cache."""
+    if not directory.is_dir():
+        raise _SourceFailed("no such directory")
+    names = list(dict.fromkeys((remote.remote, remote.name)))
+    paths = [directory / n for n in names if (directory / n).is_file()]
+    if not paths:
+        raise _SourceFailed(f"directory {directory} has no {' or '.join(names)}")
+    problems = []
+    for path in paths:  # a directory may hold both forms; a bad one must not hide a good one
+        try:
+            with _stored_form(path, remote) as stream:
+                _copy_verified(stream, remote, entry)
+            return str(path)
+        except _SourceFailed as exc:
+            problems.append(f"{path.name}: {exc}")
     raise _SourceFailed("; ".join(problems))
 
 
-def _decompress(raw: bytes) -> bytes:
-    # Detect gzip by content, not by name: mirrors and packages disagree on naming.
-    return gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
+def _stored_form(path: Path, remote: RemoteFile) -> BinaryIO:
+    """The bytes the checksum is of: decompressed for content scope when gzipped (by magic, not
+    by name: mirrors and packages disagree on naming), else the bytes as they are."""
+    if remote.scope == "content" and _is_gzip(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
-def _fetch_url(url: str, *, retries: int, backoff: float, timeout: float) -> bytes:
-    """GET `url`, retrying transient network errors with exponential backoff."""
-    for attempt in range(retries + 1):
+# --------------------------------------------------------------------------- HTTP
+def _from_url(url: str, remote: RemoteFile, entry: Path, *, net: _Net, pages: bool = False) -> str:
+    """Download `url` into the cache, resuming the part on disk; return `url`.
+
+    A part resumed from an earlier run may hold another source's bytes (content-scope gzip files
+    differ between mirrors) or a since-changed file: when it does not verify, the whole file is
+    downloaded once more from this source before the source is declared bad.
+    """
+    part = entry.with_name(f"{entry.name}.part")
+    resumed = part.is_file() and part.stat().st_size > 0
+    try:
+        _download_verified(url, part, remote, entry, net, pages)
+    except _BadContent as exc:
+        if not resumed:
+            raise
+        _log(f"{url}: the resumed download does not verify ({exc}); downloading the whole file again")
+        _download_verified(url, part, remote, entry, net, pages)
+    return url
+
+
+def _download_verified(url: str, part: Path, remote: RemoteFile, entry: Path, net: _Net, pages: bool) -> None:
+    try:
+        digest = _retrying(url, net, partial(_get_into, url, part, remote.algorithm, net, pages))
+    except _RangeNotSatisfiable:
+        digest = _file_digest(part, remote.algorithm).hexdigest()  # perhaps complete already
+    _finish(part, digest, remote, entry)
+
+
+def _finish(part: Path, digest: str, remote: RemoteFile, entry: Path) -> None:
+    """Move a complete download to its cache entry if it verifies; else discard it."""
+    try:
+        if remote.scope == "content" and _is_gzip(part):
+            with gzip.open(part, "rb") as stream:
+                _copy_verified(stream, remote, entry)  # type: ignore[arg-type]
+            part.unlink()
+        else:
+            _check(digest, remote)
+            os.replace(part, entry)
+    except _SourceFailed:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _retrying(url: str, net: _Net, attempt: Callable[[], T]) -> T:
+    """Run `attempt`, retrying transient failures with exponential backoff."""
+    for number in range(net.retries + 1):
         try:
-            return _get(url, timeout)
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500:  # 404 and friends will not fix themselves
-                raise _SourceFailed(f"HTTP {exc.code} {exc.reason}") from exc
-            error: Exception = exc
-        except urllib.error.URLError as exc:
-            if not isinstance(exc.reason, OSError):  # e.g. unknown url type: not transient
-                raise _SourceFailed(f"{exc.reason}") from exc
+            return attempt()
+        except _Transient as exc:
             error = exc
-        except (OSError, http.client.HTTPException) as exc:  # resets, timeouts, IncompleteRead
-            error = exc
-        if attempt < retries:
-            time.sleep(backoff * 2 ** attempt)
-    raise _SourceFailed(f"network error after {retries + 1} attempts: {_describe(error)}")
+        if number < net.retries:
+            delay = net.backoff * 2 ** number
+            _log(f"{url}: {error}; retrying in {delay:g} s")
+            time.sleep(delay)
+    raise _SourceFailed(f"{error} (after {net.retries + 1} attempts)")
 
 
-def _get(url: str, timeout: float) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        chunks = []
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=url.rsplit("/", 1)[-1], file=sys.stderr, disable=None, leave=False) as bar:
-            while chunk := response.read(_CHUNK):
-                chunks.append(chunk)
+def _get_into(url: str, part: Path, algorithm: str, net: _Net, pages: bool) -> str:
+    """One GET of `url` appended to `part` (from zero if the server ignores Range); the part's digest."""
+    offset = part.stat().st_size if part.is_file() else 0
+    with _open(url, offset, net) as response:
+        if pages and response.headers.get_content_type() == "text/html":
+            raise _HtmlAnswer(response.geturl(), _read(response, _MAX_PAGE).decode("utf-8", "replace"))
+        start, total = _body_range(response, offset)
+        if offset and not start:
+            _log(f"{url}: the server ignored Range; downloading from the start")
+        digest = _file_digest(part, algorithm) if start else hashlib.new(algorithm)
+        with part.open("ab" if start else "wb") as out, _progress(url, total, start) as bar:
+            size = start
+            while chunk := _read(response, _CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
                 bar.update(len(chunk))
-    data = b"".join(chunks)
-    # http.client returns a short body silently when the peer closes early.
-    if total is not None and len(data) != total:
-        raise http.client.IncompleteRead(data, total - len(data))
-    return data
+                size += len(chunk)
+    if total is not None and size < total:  # http.client returns a short body silently
+        raise _Transient(f"connection closed after {size} of {total} bytes")
+    return digest.hexdigest()
+
+
+def _open(url: str, offset: int, net: _Net) -> http.client.HTTPResponse:
+    """GET `url` from byte `offset`, sorting failures into transient, final and 416."""
+    headers = {"User-Agent": _USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        return net.opener.open(urllib.request.Request(url, headers=headers), timeout=net.timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            raise _RangeNotSatisfiable() from exc
+        message = f"HTTP {exc.code} {exc.reason}"
+        if exc.code >= 500:
+            raise _Transient(message) from exc
+        raise _SourceFailed(message) from exc  # 404 and friends will not fix themselves
+    except urllib.error.URLError as exc:
+        # Refused, unknown host, no route: retrying will not bring the network back, and with
+        # several mirrors per file the retries would add up to minutes.
+        raise _SourceFailed(f"cannot connect ({exc.reason}); not retried") from exc
+    except (OSError, http.client.HTTPException) as exc:  # closed before the status line, timeout
+        raise _Transient(_describe(exc)) from exc
+
+
+def _body_range(response: http.client.HTTPResponse, offset: int) -> tuple[int, int | None]:
+    """(first byte the body holds, total size of the file or None) of a 200 or 206 answer."""
+    length = response.headers.get("Content-Length")
+    size = int(length) if length and length.isdigit() else None
+    if response.status != 206:
+        return 0, size
+    content_range = response.headers.get("Content-Range", "")
+    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", content_range.strip())
+    if match is None or int(match[1]) != offset:
+        raise _SourceFailed(f"answered Range bytes={offset}- with Content-Range {content_range!r}")
+    if match[2] != "*":
+        return offset, int(match[2])
+    return offset, None if size is None else offset + size
+
+
+def _read(response: http.client.HTTPResponse, size: int) -> bytes:
+    """Read from the body; a failure mid-body is transient (the retry resumes after what was written)."""
+    try:
+        return response.read(size)
+    except (OSError, http.client.HTTPException) as exc:  # reset, timeout, IncompleteRead
+        raise _Transient(_describe(exc)) from exc
+
+
+def _progress(url: str, total: int | None, initial: int) -> tqdm:
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=url.rsplit("/", 1)[-1][:40], file=sys.stderr, disable=None, leave=False)
 
 
 def _describe(exc: Exception) -> str:
@@ -172,17 +464,79 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
+# --------------------------------------------------------------------------- Google Drive
+def _from_gdrive(remote: RemoteFile, entry: Path, *, net: _Net, dataset: str) -> str:
+    """Follow Drive's confirm pages (cookie token, or the download form) to the file itself."""
+    url = f"{GDRIVE_URL}?{urlencode({'export': 'download', 'id': remote.gdrive_id})}"
+    for _ in range(_GDRIVE_PAGES):
+        try:
+            return _from_url(url, remote, entry, net=net, pages=True)
+        except _HtmlAnswer as page:
+            url = _gdrive_next_url(page, net.cookies, remote, dataset)
+    raise _SourceFailed(f"still a confirm page after {_GDRIVE_PAGES} confirmations; "
+                        + _by_hand(remote, dataset))
 
 
+def _gdrive_next_url(page: _HtmlAnswer, cookies: http.cookiejar.CookieJar, remote: RemoteFile,
+                     dataset: str) -> str:
+    """The URL that confirms the download, from Drive's form or its download_warning cookie."""
+    if GDRIVE_QUOTA_TEXT in page.text:
+        raise _SourceFailed(f"Google Drive's quota page ('{GDRIVE_QUOTA_TEXT}'); " + _by_hand(remote, dataset))
+    form = _DownloadForm()
+    form.feed(page.text)
+    form.close()
+    if form.action is not None:
+        return f"{urljoin(page.url, form.action)}?{urlencode(form.inputs)}"
+    token = next((c.value for c in cookies if c.name.startswith("download_warning")), None)
+    if token and f"confirm={token}" not in page.url:
+        return f"{page.url}&{urlencode({'confirm': token})}"
+    raise _SourceFailed("Google Drive answered with an HTML page that is neither the file nor a confirm "
+                        "page; " + _by_hand(remote, dataset))
+
+
+def _by_hand(remote: RemoteFile, dataset: str) -> str:
+    return (f"download {remote.remote} by hand from https://drive.google.com/uc?id={remote.gdrive_id} "
+            f"and point {ENV_MIRROR} (or params datasets.{dataset}.source) at a directory holding it")
+
+
+class _DownloadForm(HTMLParser):
+    """The action and hidden inputs of Drive's `<form id="download-form">` (its can't-scan warning)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.inputs: dict[str, str] = {}
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            self._inside = attributes.get("id") == "download-form"
+            if self._inside:
+                self.action = attributes.get("action") or ""
+        elif tag == "input" and self._inside and attributes.get("type") == "hidden" and attributes.get("name"):
+            self.inputs[attributes["name"]] = attributes.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._inside = False
+
+
+# --------------------------------------------------------------------------- messages
 def _log(message: str) -> None:
     print(f"[genlab.data] {message}", file=sys.stderr, flush=True)
 
 
-def _failure_message(dataset: str, filename: str, failures: list[str]) -> str:
-    tried = "\n".join(f"  - {f}" for f in failures) or "  (no sources configured)"
-    return (f"could not obtain {filename} of dataset {dataset!r}; sources tried:\n{tried}\n"
-            f"To fix: `apt-get install dataset-{dataset}` (installs the files into a local "
-            f"directory searched first), or set {ENV_MIRROR} to a directory (or http(s) base URL) "
-            f"holding {filename}.gz or {filename}.")
+def _failure_message(dataset: str, failures: list[tuple[RemoteFile, list[str]]]) -> str:
+    lines = [f"could not obtain {len(failures)} file(s) of dataset {dataset!r}; nothing was written "
+             f"to the output directory"]
+    for remote, reasons in failures:
+        of = " of the decompressed content" if remote.scope == "content" else ""
+        lines.append(f"{remote.name} ({remote.algorithm}{of} {remote.checksum}); sources tried:")
+        lines += [f"  - {reason}" for reason in reasons] or ["  (no sources configured)"]
+    wanted = ", ".join(remote.remote for remote, _ in failures)
+    fix = (f"To fix: set {ENV_MIRROR} (or params datasets.{dataset}.source) to a directory or "
+           f"http(s) base URL holding {wanted}")
+    if dataset in APT_PACKAGES:
+        fix += f", or `apt-get install {APT_PACKAGES[dataset]}` (searched first)"
+    return "\n".join([*lines, fix + "."])

@@ -1,141 +1,157 @@
-"""Pack a dataset's raw IDX files into one deterministic HDF5 file, and read it back.
+"""Pack a dataset's raw files into one deterministic HDF5 file, and read it back.
 
-Layout (format_version 1):
-    /train/images  uint8 (N, C, H, W)   chunked, shuffle + gzip 4
-    /train/labels  int64 (N,)
+Layout (format_version 2):
+    /train/images  uint8 (N, C, H, W)   chunked by rows (<= 1024 rows, <= 16 MiB), shuffle + gzip 4
+    /train/labels  int64 (N,)           labelled datasets only
     /test/...      same
-    root attrs: dataset, class_names (JSON), source_md5 (JSON role -> md5), format_version
-The file is byte-identical across runs (no timestamps, fixed libver, no creation order)
-so DVC sees an unchanged output when its inputs are unchanged.
+    root attrs: dataset, class_names (JSON, [] when unlabelled), labelled, source_checksums (JSON
+    role -> {name, algorithm, scope, checksum} of the raw files), preprocessing (JSON: the settings
+    and what was done), format_version
+The file is byte-identical across runs (no timestamps, fixed libver, no creation order, images
+written in the same blocks) so DVC sees an unchanged output when its inputs are unchanged. Images
+are written block by block as they are decoded: a dataset is never held decoded in memory.
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
 
-from genlab.data.idx import read_idx
-from genlab.data.sources import DATASETS, DatasetSource
+from genlab.data.formats import SPLITS, RawSplit, open_raw, source_checksums
+from genlab.data.preprocess import PrepareStats, check_preprocessing, prepare_blocks
+from genlab.data.sources import DATASETS, DatasetSource, Preprocessing
+from genlab.errors import GenlabError
 from genlab.io import atomic_path
 
-FORMAT_VERSION = 1
-SPLITS = ("train", "test")
+FORMAT_VERSION = 2
 _LIBVER = ("earliest", "v110")  # pinned: "latest" would change the format with the HDF5 version
-_CHUNK_ROWS = 1024
+_MAX_CHUNK_ROWS = 1024
+_MAX_CHUNK_BYTES = 16 << 20
+_LABEL_CHUNK_ROWS = 1 << 16
+_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
+                "track_times": False, "track_order": False}
 
 
-def pack_idx_to_hdf5(name: str, raw_dir: Path, out_path: Path) -> None:
-    """Pack `raw_dir/<file>` (decompressed IDX, as `download_dataset` stores them) into `out_path`."""
+class PackedDataError(GenlabError):
+    """A packed dataset file that is missing, damaged or of another layout: pack it again."""
+
+
+def pack_dataset(name: str, raw_dir: Path, out_path: Path, prep: Preprocessing) -> dict:
+    """Pack dataset `name` from `raw_dir` (as the download stage stores it) into `out_path`.
+
+    Returns a summary: dataset, path, splits {split: n}, shape [C, H, W], labelled. The file
+    appears only once complete: a failure leaves nothing at `out_path`.
+    """
     source = _source(name)
-    raw_dir = Path(raw_dir)
-    arrays: dict[str, np.ndarray] = {}
-    md5s: dict[str, str] = {}
-    for role, remote in source.files.items():
-        data = (raw_dir / remote.name).read_bytes()
-        md5s[role] = hashlib.md5(data).hexdigest()
-        arrays[role] = read_idx(data, name=str(raw_dir / remote.name))
-
-    splits = {}
-    for split in SPLITS:
-        images = _images(source, split, arrays[f"{split}_images"])
-        labels = _labels(source, split, arrays[f"{split}_labels"])
-        _validate_counts(split, images, labels)
-        splits[split] = images, labels
-
-    with atomic_path(out_path) as tmp:
+    check_preprocessing(prep)
+    checksums = source_checksums(source, Path(raw_dir))
+    stats = PrepareStats()
+    counts = {}
+    with open_raw(source, Path(raw_dir), prep) as splits, atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w", libver=_LIBVER, track_order=False) as f:
+            for split in SPLITS:
+                counts[split] = _write_split(f.create_group(split, track_order=False), splits[split],
+                                             source, prep, stats, desc=f"pack {name}/{split}")
             f.attrs["dataset"] = source.name
             f.attrs["class_names"] = json.dumps(list(source.class_names))
-            f.attrs["source_md5"] = json.dumps(md5s, sort_keys=True)
+            f.attrs["labelled"] = np.bool_(source.labelled)
+            f.attrs["source_checksums"] = json.dumps(checksums, sort_keys=True)
+            f.attrs["preprocessing"] = json.dumps(stats.as_attrs(prep, source.channels), sort_keys=True)
             f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-            for split, (images, labels) in splits.items():
-                group = f.create_group(split, track_order=False)
-                n = len(labels)
-                group.create_dataset("images", data=images, chunks=(min(_CHUNK_ROWS, n), *images.shape[1:]),
-                                     compression="gzip", compression_opts=4, shuffle=True,
-                                     track_times=False, track_order=False)
-                group.create_dataset("labels", data=labels, chunks=(min(1 << 16, n),),
-                                     compression="gzip", compression_opts=4, shuffle=True,
-                                     track_times=False, track_order=False)
+    return {"dataset": name, "path": str(out_path), "splits": counts,
+            "shape": [source.channels, prep.side, prep.side], "labelled": source.labelled}
 
 
-def read_split(h5_path: str | Path, split: str,
-               limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (images uint8 (N, C, H, W), labels int64 (N,)) of `split`, the first `limit` only if given."""
+def chunk_rows(row_bytes: int, n: int) -> int:
+    """Rows per chunk: up to 1024, fewer for large images so a chunk stays within 16 MiB."""
+    return max(1, min(_MAX_CHUNK_ROWS, _MAX_CHUNK_BYTES // row_bytes, n))
+
+
+def read_split(path: str | Path, split: str,
+               limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images uint8 (N, C, H, W), labels int64 (N,) or None if unlabelled) of `split`, the first `limit` if given."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    with _open(h5_path) as f:
-        if split not in f:
-            raise ValueError(f"{h5_path}: split {split!r} missing; present: {', '.join(sorted(f))}")
-        rows = slice(None) if limit is None else slice(0, limit)
-        images = np.asarray(f[split]["images"][rows], dtype=np.uint8)
-        labels = np.asarray(f[split]["labels"][rows], dtype=np.int64)
+    rows = slice(None) if limit is None else slice(0, limit)
+    with _reading(path) as f:
+        group = f[split]
+        images = np.asarray(group["images"][rows], dtype=np.uint8)
+        labels = np.asarray(group["labels"][rows], dtype=np.int64) if "labels" in group else None
     return images, labels
 
 
-def read_info(h5_path: str | Path) -> dict:
-    """Dataset name, class names, image geometry and split sizes of a packed file."""
-    with _open(h5_path) as f:
-        _, channels, height, width = f["train"]["images"].shape
+def read_info(path: str | Path) -> dict:
+    """Dataset name, classes, image geometry, split sizes and provenance of a packed file."""
+    with _reading(path) as f:
+        _, channels, height, width = f["train/images"].shape
         return {
             "dataset": _str(f.attrs["dataset"]),
             "class_names": json.loads(_str(f.attrs["class_names"])),
+            "labelled": bool(f.attrs["labelled"]),
             "channels": int(channels),
             "height": int(height),
             "width": int(width),
-            "splits": {split: int(f[split]["labels"].shape[0]) for split in SPLITS if split in f},
-            "source_md5": json.loads(_str(f.attrs["source_md5"])),
+            "splits": {split: int(f[split]["images"].shape[0]) for split in SPLITS},
+            "preprocessing": json.loads(_str(f.attrs["preprocessing"])),
+            "source_checksums": json.loads(_str(f.attrs["source_checksums"])),
             "format_version": int(f.attrs["format_version"]),
         }
+
+
+def _write_split(group: h5py.Group, raw: RawSplit, source: DatasetSource, prep: Preprocessing,
+                 stats: PrepareStats, *, desc: str) -> int:
+    shape = (raw.count, source.channels, prep.side, prep.side)
+    rows = chunk_rows(int(np.prod(shape[1:])), raw.count)
+    images = group.create_dataset("images", shape=shape, dtype=np.uint8, chunks=(rows, *shape[1:]), **_COMPRESSION)
+    for start, block in prepare_blocks(raw.images, raw.count, prep, channels=source.channels, rows=rows,
+                                       stats=stats, desc=desc):
+        images[start:start + len(block)] = block
+    if raw.labels is not None:
+        group.create_dataset("labels", data=raw.labels, chunks=(min(_LABEL_CHUNK_ROWS, raw.count),),
+                             **_COMPRESSION)
+    return raw.count
+
+
+@contextlib.contextmanager
+def _reading(path: str | Path) -> Iterator[h5py.File]:
+    """The open file, its layout checked; any failure to read it becomes one PackedDataError."""
+    path = Path(path)
+    hint = f"re-run `dvc repro pack@{path.stem}`"
+    if not path.is_file():
+        raise PackedDataError(f"{path}: packed dataset missing; {hint}")
+    try:
+        with h5py.File(path, "r") as f:
+            _check_layout(f, path, hint)
+            yield f
+    except (OSError, KeyError, ValueError, TypeError) as exc:  # h5py's errors for damaged files and objects
+        raise PackedDataError(f"{path}: unreadable packed dataset ({type(exc).__name__}: {exc}); {hint}") from exc
+
+
+def _check_layout(f: h5py.File, path: Path, hint: str) -> None:
+    version = f.attrs.get("format_version")
+    version = None if version is None else int(version)
+    if version != FORMAT_VERSION:
+        raise PackedDataError(f"{path}: format_version {version}, expected {FORMAT_VERSION}; {hint}")
+    labelled = bool(f.attrs.get("labelled", False))
+    for split in SPLITS:
+        images = f.get(f"{split}/images")
+        if not isinstance(images, h5py.Dataset) or images.ndim != 4 or images.dtype != np.uint8:
+            raise PackedDataError(f"{path}: /{split}/images missing or not uint8 (N, C, H, W); {hint}")
+        labels = f.get(f"{split}/labels")
+        if labelled and (not isinstance(labels, h5py.Dataset) or labels.shape != images.shape[:1]):
+            raise PackedDataError(f"{path}: /{split}/labels missing or not one per image; {hint}")
 
 
 def _source(name: str) -> DatasetSource:
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)}")
     return DATASETS[name]
-
-
-def _images(source: DatasetSource, split: str, images: np.ndarray) -> np.ndarray:
-    """Validate IDX images (N, H, W) or (N, H, W, C) and return them as uint8 (N, C, H, W)."""
-    c, h, w = source.channels, source.height, source.width
-    if images.dtype != np.uint8:
-        raise ValueError(f"{split} images: expected uint8, got {images.dtype}")
-    if images.ndim == 3 and c == 1 and images.shape[1:] == (h, w):
-        return images.reshape(len(images), 1, h, w)
-    if images.ndim == 4 and images.shape[1:] == (h, w, c):
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-    raise ValueError(f"{split} images: shape {images.shape} does not match dataset {source.name!r} "
-                     f"(expected (N, {h}, {w})" + (")" if c == 1 else f" or (N, {h}, {w}, {c}))"))
-
-
-def _labels(source: DatasetSource, split: str, labels: np.ndarray) -> np.ndarray:
-    if labels.ndim != 1:
-        raise ValueError(f"{split} labels: expected 1-d, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= source.num_classes):
-        raise ValueError(f"{split} labels: values outside 0..{source.num_classes - 1} "
-                         f"(min {labels.min()}, max {labels.max()})")
-    return labels.astype(np.int64)
-
-
-def _validate_counts(split: str, images: np.ndarray, labels: np.ndarray) -> None:
-    if len(images) != len(labels):
-        raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
-    if len(labels) == 0:
-        raise ValueError(f"{split}: no samples")
-
-
-def _open(h5_path: str | Path) -> h5py.File:
-    f = h5py.File(h5_path, "r")
-    version = f.attrs.get("format_version")
-    if version is None or int(version) != FORMAT_VERSION:
-        f.close()
-        raise ValueError(f"{h5_path}: format_version {version!r}, expected {FORMAT_VERSION}; re-run the pack stage")
-    return f
 
 
 def _str(value: str | bytes) -> str:

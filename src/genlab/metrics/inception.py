@@ -16,7 +16,6 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torch_fidelity.helpers import vassert
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from genlab.io import atomic_path
+from genlab.io import atomic_path, cache_dir
 from genlab.training.device import resolve_device
 
 INCEPTION_EXTRACTOR = "inception-v3-tf-fidhelper"
@@ -80,13 +79,6 @@ def _load_torchscript() -> torch.jit.ScriptModule:
         # torch.jit.load is deprecated, but TorchScript is the only offline copy of these weights.
         warnings.simplefilter("ignore", FutureWarning)
         return torch.jit.load(str(weights_path()), map_location="cpu").eval()
-
-
-def cache_dir() -> Path:
-    """$GENLAB_CACHE, else $XDG_CACHE_HOME/genlab, else ~/.cache/genlab."""
-    if os.environ.get("GENLAB_CACHE"):
-        return Path(os.environ["GENLAB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab"
 
 
 def onnx_path() -> Path:
