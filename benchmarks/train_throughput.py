@@ -1,50 +1,123 @@
-"""Training throughput (img/s) of every model type at its params.yaml settings.
+"""Training throughput (img/s) of model types on random data of any image shape.
 
-    python benchmarks/train_throughput.py [--steps 20] [--precision fp32|bf16|auto] [model ...]
+    python benchmarks/train_throughput.py [model ...] [--steps 20] [--precision fp32|bf16|auto]
+    python benchmarks/train_throughput.py --type dcgan --shape 3,64,64 --width 64 --batch-size 64 \\
+        --latent-dim 128 --precision fp32        # seed 000's LFW DCGAN (lr 2e-4, Adam(0.5, 0.999))
 
-Uses random uint8 batches of the dataset's shape on the training device, the same
-`training_step` the pipeline runs; the first 3 steps are warm-up and not timed.
+Models are keys of params.yaml's `models` (default: all of them), or, with `--type`, one model
+type at its own defaults, which needs no params.yaml. `--width/--batch-size/--latent-dim`
+override those settings (width where the type has one). Batches are random uint8 images of
+`--shape` (C,H,W; default 1,28,28) with `--num-classes` labels on the training device, fed to
+the same `training_step` the pipeline runs; the first 3 steps are warm-up and not timed. It
+prints img/s over all timed steps and from the median step, which a busy shared machine
+disturbs less. Name the CPU (lscpu) and the machine's load (uptime) with every number.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
 import time
 
 import torch
 
-from genlab.config import load_params
-from genlab.models import build_model
+from genlab.config import ModelSpec, load_params, parse_params
+from genlab.models import MODEL_TYPES, build_model
 from genlab.training.device import autocast, resolve_device, resolve_precision
+
+WARMUP_STEPS = 3
+#: Type-specific hparams that have a command-line override (--width, --latent-dim).
+HPARAM_OVERRIDES = ("width", "latent_dim")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help="keys of params.yaml's models (default: all)")
+    parser.add_argument("--type", dest="kind", choices=sorted(MODEL_TYPES),
+                        help="benchmark this model type at its defaults instead (no params.yaml needed)")
+    parser.add_argument("--shape", type=shape_arg, default=(1, 28, 28), help="C,H,W of the images (default 1,28,28)")
+    parser.add_argument("--num-classes", type=int, default=10, help="labels of the data (0: an unlabelled dataset)")
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--latent-dim", type=int)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: params.yaml's, or auto)")
+    parser.add_argument("--precision", default=None,
+                        help="fp32, bf16 or auto (default: params.yaml's train.precision, or fp32 with --type)")
+    args = parser.parse_args()
+    if args.kind and args.models:
+        parser.error("give either params.yaml model names or --type, not both")
+    return args
+
+
+def shape_arg(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,64,64, got {text!r}") from None
+    return c, h, w
+
+
+def specs_and_train(args: argparse.Namespace) -> tuple[list[ModelSpec], dict]:
+    """The specs to benchmark and the train settings (device, precision) they run with."""
+    if args.kind:
+        spec = parse_params({"models": {args.kind: {"type": args.kind}}}).models[args.kind]
+        return [spec], {"device": "auto", "precision": "fp32"}
+    params = load_params()
+    return [params.model(name) for name in args.models or params.models], dict(params.train)
+
+
+def with_overrides(spec: ModelSpec, args: argparse.Namespace) -> ModelSpec:
+    """`spec` with the command-line batch size and, where its type has them, width and latent
+    size (the autoencoders have no width), each checked by its field."""
+    fields = MODEL_TYPES[spec.type].hparam_fields
+    hparams = dict(spec.hparams)
+    for key in HPARAM_OVERRIDES:
+        value = getattr(args, key)
+        if value is not None and key in fields:
+            hparams[key] = fields[key].check(f"--{key.replace('_', '-')}", value)
+    batch_size = args.batch_size if args.batch_size is not None else spec.batch_size
+    return dataclasses.replace(spec, batch_size=batch_size, hparams=hparams)
+
+
+def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int, steps: int,
+                 device: torch.device, precision: str) -> tuple[list[float], int]:
+    """(seconds of each timed training step, parameter count) of a freshly built model."""
+    torch.manual_seed(0)
+    model = build_model(spec, shape, num_classes).to(device).train()
+    opts = model.configure_optimizers()
+    x8 = torch.randint(0, 256, (spec.batch_size, *shape), dtype=torch.uint8, device=device)
+    y = torch.randint(0, num_classes, (spec.batch_size,), device=device) if num_classes else None
+    seconds = []
+    for step in range(steps + WARMUP_STEPS):
+        start = time.perf_counter()
+        with autocast(device, precision):
+            model.training_step(model.to_input(x8), y, opts, step)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step >= WARMUP_STEPS:
+            seconds.append(time.perf_counter() - start)
+    return seconds, sum(p.numel() for p in model.parameters())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--precision", default=None)
-    args = parser.parse_args()
-    params = load_params()
-    device = resolve_device(params.train["device"])
-    precision = resolve_precision(args.precision or params.train["precision"], device)
-    print(f"device={device} precision={precision} threads={torch.get_num_threads()}")
-    for name in args.models or list(params.models):
-        spec = params.model(name)
-        torch.manual_seed(0)
-        model = build_model(spec, (1, 28, 28), 10).to(device).train()
-        opts = model.configure_optimizers()
-        x8 = torch.randint(0, 256, (spec.batch_size, 1, 28, 28), dtype=torch.uint8, device=device)
-        y = torch.randint(0, 10, (spec.batch_size,), device=device)
-        for step in range(args.steps + 3):
-            if step == 3:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-            with autocast(device, precision):
-                model.training_step(model.to_input(x8), y, opts, step)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        rate = args.steps * spec.batch_size / (time.perf_counter() - start)
-        print(f"{name:10s} type={spec.type:8s} batch={spec.batch_size:4d} {rate:8.0f} img/s", flush=True)
+    args = parse_args()
+    specs, train = specs_and_train(args)
+    device = resolve_device(args.device or train["device"])
+    precision = resolve_precision(args.precision or train["precision"], device)
+    shape = "x".join(map(str, args.shape))
+    print(f"device={device} precision={precision} threads={torch.get_num_threads()} shape={shape}")
+    for spec in (with_overrides(s, args) for s in specs):
+        reason = MODEL_TYPES[spec.type].check_data(spec.hparams, args.shape, args.num_classes)
+        if reason:
+            print(f"{spec.name:10s} skipped: type {spec.type} cannot train on {shape} data: {reason}")
+            continue
+        seconds, params = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision)
+        mean_rate = len(seconds) * spec.batch_size / sum(seconds)
+        median_rate = spec.batch_size / statistics.median(seconds)
+        width = spec.hparams.get("width", "-")
+        print(f"{spec.name:10s} type={spec.type:8s} batch={spec.batch_size:4d} width={width!s:>3} "
+              f"params={params / 1e6:6.2f}M {mean_rate:8.1f} img/s (median step: {median_rate:.1f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Behaviour of every registered model type and the objectives that define them.
 
 Everything runs on CPU in fp32 with tiny networks (`width: 8`, small latent sizes) and a few
-steps, so the whole file takes seconds. Each test seeds torch itself.
+steps, so the whole file takes about half a minute on 2 cores. Each test seeds torch itself.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pytest
@@ -13,6 +14,8 @@ import torch.nn.functional as F
 
 from genlab.config import parse_params
 from genlab.models import MODEL_TYPES, build_model
+from genlab.models.autoencoders import downsamplings
+from genlab.models.networks import stride2_blocks
 from genlab.objectives import ADVERSARIAL_LOSSES, dragan_penalty, gaussian_kl, reparameterize, wgan_gp_penalty
 from genlab.objectives.penalties import interpolates
 
@@ -32,17 +35,21 @@ TRAINED_NETWORKS = {
 }
 
 
-def build(kind: str, num_classes: int = NUM_CLASSES, **hparams):
-    """A small model of `kind`, built through params validation exactly as the pipeline does."""
+def small_spec(kind: str, **hparams):
+    """A spec of `kind` with tiny networks, validated by params parsing exactly as the pipeline does."""
     fields = MODEL_TYPES[kind].hparam_fields
     small = {key: value for key, value in {"width": 8, "latent_dim": 8}.items() if key in fields}
-    spec = parse_params({"models": {"m": {"type": kind, **small, **hparams}}}).models["m"]
-    return build_model(spec, IMAGE_SHAPE, num_classes)
+    return parse_params({"models": {"m": {"type": kind, **small, **hparams}}}).models["m"]
 
 
-def batch(n: int = 8, num_classes: int = NUM_CLASSES, seed: int = 1):
+def build(kind: str, num_classes: int = NUM_CLASSES, image_shape=IMAGE_SHAPE, **hparams):
+    """A small model of `kind` for images of `image_shape`."""
+    return build_model(small_spec(kind, **hparams), image_shape, num_classes)
+
+
+def batch(n: int = 8, num_classes: int = NUM_CLASSES, seed: int = 1, image_shape=IMAGE_SHAPE):
     g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, *IMAGE_SHAPE), dtype=torch.uint8, generator=g)
+    images = torch.randint(0, 256, (n, *image_shape), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, num_classes, (n,), generator=g)
     return images, labels
 
@@ -416,6 +423,17 @@ def test_cvae_decoder_depends_on_label():
     assert not torch.allclose(e0, e1)
 
 
+class InMemoryData:
+    """The `after_training` view of a training split held in memory; records what was asked for."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None):
+        self.images, self.labels, self.asked = images, labels, []
+
+    def head(self, k: int | None):
+        self.asked.append(k)
+        return self.images[:k], None if self.labels is None else self.labels[:k]
+
+
 def test_ae_fits_gaussian_prior_to_codes():
     torch.manual_seed(0)
     model = build("ae", latent_dim=4, prior_fit_images=1001)
@@ -430,7 +448,9 @@ def test_ae_fits_gaussian_prior_to_codes():
         model.encoder.out.bias.div_(spread).add_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
 
     assert torch.equal(model.prior_mean, torch.zeros(4))
-    model.after_training(torch.cat([images, torch.full_like(images, 255)]), labels)  # beyond the cap: ignored
+    data = InMemoryData(torch.cat([images, torch.full_like(images, 255)]), None)  # beyond the cap: ignored
+    model.after_training(data)
+    assert data.asked == [1001]  # only the capped head is read (a large split is not in memory)
     with torch.no_grad():
         codes = model.encoder(model.to_input(images)).double()
     mean = codes.mean(0)
@@ -511,3 +531,147 @@ def test_absurd_learning_rate_gives_non_finite_metrics():
             seen_non_finite = True
             break
     assert seen_non_finite
+
+
+# --------------------------------------------------------------------------- other datasets' shapes
+#: sha256 of the state dict (names, shapes, dtypes, bytes) of each (type, arch) at its default
+#: hparams, built with torch.manual_seed(0) for (1, 28, 28) and 10 classes, computed from the code
+#: before networks grew with the image side: 28x28 models must stay exactly those. The plain
+#: games share their networks (and so their weights) by architecture. The values hold for
+#: torch's CPU generator as of torch 2.14; a torch upgrade that changes it changes them all.
+MLP_GAN = "aaad25919d7ac0ea179411abd30d566f870446b98fb9587f756618649c16b025"
+CONV_GAN = "0ccf5f96d8fe9e0792066faa88b0d0a367bf9913666b4013b1a175007cfe213c"
+CONV_GAN_NO_BATCHNORM_IN_D = "2a4ea1c70b65a4033ab8373601e189688d8e76f868fb0720b781c8fa8f1353e6"
+WEIGHTS_28 = {
+    **{(kind, "mlp"): MLP_GAN for kind in ("gan", "dcgan", "lsgan", "wgan", "wgan_gp", "dragan", "bgan")},
+    **{(kind, "conv"): CONV_GAN for kind in ("gan", "dcgan", "lsgan", "wgan", "bgan")},
+    **{(kind, "conv"): CONV_GAN_NO_BATCHNORM_IN_D for kind in ("wgan_gp", "dragan")},
+    ("cgan", "mlp"): "8efd1a30d328392b99bf110641a6f8f456a18c5c19195cbc82a7023dba7a70e6",
+    ("acgan", "conv"): "1eca230edb4a1b9da944a7587c5be932987632066afde5c981e718e9ba302bcd",
+    ("sgan", "conv"): "de843b74f6269aa94a8a63bc724d708fc188c36f1c8346079cced39008749934",
+    ("aae", None): "a7aa669bb5e677db14289a58597597c1fb9b9e65c0cbda050a016e5d2417f049",
+    ("ae", None): "4664eb841dcae375dfeaf3e90f8ac3d1fd13a26060f96964cd9a27db34798313",
+    ("vae", None): "461fa1a0b29421fbdd6ad0915d86fbe5749bba576b7fc60b607363879f13df2a",
+    ("cvae", None): "c61766696f13176f6b21663ebc8f5c38ba7f9a2da3dfd0991a0bab72cc66d4b8",
+}
+#: (image shape, classes) of the datasets to come: MNIST, CIFAR-10, a labelled 64x64 set,
+#: LFW / CelebA (no labels), and a grayscale unlabelled 64x64 set.
+DATASET_SHAPES = [((1, 28, 28), 10), ((3, 32, 32), 10), ((3, 64, 64), 10), ((3, 64, 64), 0), ((1, 64, 64), 0)]
+#: Shapes no packed dataset has yet, where the networks' limits show.
+ODD_SHAPES = [(1, 30, 30), (3, 27, 27), (3, 32, 48), (1, 36, 36), (3, 8, 8), (3, 4, 4)]
+
+
+def arch_choices(kind: str) -> tuple[str | None, ...]:
+    field = MODEL_TYPES[kind].hparam_fields.get("arch")
+    return field.choices if field else (None,)
+
+
+def weights_sha256(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_28x28_networks_are_bitwise_those_of_before():
+    assert set(WEIGHTS_28) == {(kind, arch) for kind in MODEL_TYPES for arch in arch_choices(kind)}
+    for (kind, arch), expected in WEIGHTS_28.items():
+        raw = {"type": kind} if arch is None else {"type": kind, "arch": arch}
+        torch.manual_seed(0)
+        model = build_model(parse_params({"models": {"m": raw}}).models["m"], (1, 28, 28), 10)
+        assert weights_sha256(model) == expected, (kind, arch)
+
+
+@pytest.mark.parametrize("side,blocks", [(8, 1), (12, 1), (28, 2), (32, 3), (36, 2), (64, 4), (128, 5)])
+def test_stride2_blocks_halve_while_even_and_above_7(side, blocks):
+    assert stride2_blocks(side) == blocks
+
+
+@pytest.mark.parametrize("shape,g_channels,d_channels", [
+    ((1, 28, 28), [32, 16, 8], [8, 16, 32]),
+    ((3, 32, 32), [64, 32, 16, 8], [8, 16, 32, 64]),
+    ((3, 64, 64), [128, 64, 32, 16, 8], [8, 16, 32, 64, 128]),
+])
+def test_conv_channels_double_per_stride2_block(shape, g_channels, d_channels):
+    model = build("dcgan", image_shape=shape)  # width 8
+    g = [m.out_channels for m in model.G.net if isinstance(m, torch.nn.ConvTranspose2d)]
+    d = [m.out_channels for m in model.D.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert (g, d) == (g_channels, d_channels)
+    assert model.G.net[0].kernel_size[0] == shape[1] >> stride2_blocks(shape[1])  # the first map
+
+
+@pytest.mark.parametrize("side,count,map_side", [(28, 1, 14), (32, 1, 16), (64, 2, 16), (96, 3, 12)])
+def test_autoencoder_halves_until_the_map_is_at_most_16(side, count, map_side):
+    assert downsamplings(side, side) == (count, map_side, map_side)
+    model = build("vae", image_shape=(3, side, side))
+    strided = [m for m in model.encoder.trunk if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == count
+    assert model.encoder.hidden[0].in_features == 64 * map_side ** 2
+
+
+def train_and_generate(kind: str, image_shape, num_classes: int):
+    """Two training steps (batch 4), the end-of-training hook and a few samples; unconditional
+    types get no labels at all."""
+    torch.manual_seed(0)
+    model = build(kind, num_classes=num_classes, image_shape=image_shape)
+    optimizers = model.configure_optimizers()
+    images, labels = batch(4, num_classes=max(num_classes, 1), image_shape=image_shape)
+    y = labels if MODEL_TYPES[kind].label_requirement() else None
+    for step in (0, 1):
+        metrics = model.training_step(model.to_input(images), y, optimizers, step)
+        assert sorted(metrics) == sorted(model.metric_names)
+        assert all(torch.isfinite(value) for value in metrics.values()), metrics
+    model.after_training(InMemoryData(images, labels if num_classes else None))
+    with torch.no_grad():
+        out = model.eval().generate(model.sample_latent(3), torch.arange(3) % max(num_classes, 1))
+    assert out.shape == (3, *image_shape)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def shape_id(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, tuple) else f"{value}cls"
+
+
+@pytest.mark.parametrize("shape,num_classes", DATASET_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_every_type_trains_on_every_dataset_shape_it_accepts(kind, shape, num_classes):
+    reason = MODEL_TYPES[kind].check_data(small_spec(kind).hparams, shape, num_classes)
+    if reason is None:
+        train_and_generate(kind, shape, num_classes)
+        return
+    # refused only for lack of labels, saying why and naming a type that does train on this data
+    assert num_classes == 0 and MODEL_TYPES[kind].label_requirement()
+    assert "needs class labels and the dataset has none" in reason
+    alternative = reason.split("use type ")[1].split(",")[0]
+    assert MODEL_TYPES[alternative].check_data(small_spec(alternative).hparams, shape, num_classes) is None
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_check_data_agrees_with_the_networks(kind, shape):
+    """Whatever check_data accepts builds and generates that shape; what it refuses would not build."""
+    for arch in arch_choices(kind):
+        hparams = {} if arch is None else {"arch": arch}
+        reason = MODEL_TYPES[kind].check_data(small_spec(kind, **hparams).hparams, shape, NUM_CLASSES)
+        if reason is None:
+            model = build(kind, image_shape=shape, **hparams).eval()
+            with torch.no_grad():
+                assert model.generate(model.sample_latent(2), torch.arange(2)).shape == (2, *shape)
+        else:
+            assert "side" in reason and ("arch: mlp" in reason) == (arch == "conv" and "mlp" in arch_choices(kind))
+            with pytest.raises(ValueError, match="got"):
+                build(kind, image_shape=shape, **hparams)
+
+
+def test_check_data_messages_read_after_the_callers_prefix():
+    no_labels = MODEL_TYPES["cgan"].check_data(small_spec("cgan").hparams, (3, 64, 64), 0)
+    assert no_labels == ("it is conditional (it generates the class it is given), so it needs class labels and the "
+                         "dataset has none; use type gan, or a dataset with labels (mnist, fashion-mnist or cifar10)")
+    odd = MODEL_TYPES["dcgan"].check_data(small_spec("dcgan").hparams, (1, 30, 30), 10)
+    assert odd == ("its convolutional networks need square images with a side divisible by 4 (at least 8); "
+                   "set arch: mlp, or pack the dataset at such a side (its `side` under `datasets:`)")
+    assert MODEL_TYPES["sgan"].check_data(small_spec("sgan").hparams, (3, 64, 64), 0).startswith(
+        "its discriminator learns to classify")
+    assert MODEL_TYPES["vae"].check_data(small_spec("vae").hparams, (3, 27, 27), 0).startswith(
+        "its convolutional decoder needs even image sides")

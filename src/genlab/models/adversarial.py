@@ -6,14 +6,15 @@ registered type below names its paper and what it changes.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
 
 from genlab.config import Field
 from genlab.models.base import BETAS, LATENT, GenerativeModel, init_dcgan_weights, register_model
-from genlab.models.networks import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
+from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator,
+                                    conv_shape_problem)
 from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wgan_gp_penalty
 
 ARCHS = ("mlp", "conv")
@@ -61,6 +62,14 @@ class AdversarialModel(GenerativeModel):
             names.append("gradient_penalty")
         self.metric_names = tuple(names)
         self._last_loss_g = torch.zeros(())
+
+    @classmethod
+    def shape_problem(cls, hparams: Mapping[str, Any], image_shape: tuple[int, int, int]) -> str | None:
+        problem = conv_shape_problem(image_shape) if hparams["arch"] == "conv" else None
+        if problem is None:
+            return None
+        mlp = "set arch: mlp, or " if "mlp" in cls.hparam_fields["arch"].choices else ""
+        return f"{problem}; {mlp}pack the dataset at such a side (its `side` under `datasets:`)"
 
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         classes = self.num_classes if self.conditional else 0
@@ -152,6 +161,7 @@ class CGAN(AdversarialModel):
     """Conditional GAN (Mirza & Osindero, 2014; seed 004): a label embedding is joined to z and to the image."""
 
     conditional = True
+    unlabelled_alternative = "gan"
     defaults = {"batch_size": 100}
     hparam_fields = adversarial_fields(arch="mlp", archs=("mlp",))
 

@@ -1,34 +1,61 @@
 """The autoencoder family: vanilla AE, VAE, conditional VAE and the adversarial autoencoder.
 
-The convolutional encoder/decoder follow the MNIST VAE of seed 002 (Chollet): four 3x3 convs
+The convolutional encoder/decoder follow the MNIST VAE of seed 002 (Chollet): 3x3 convs
 (32, 64/2, 64, 64) -> Dense(32) -> z; decoder Dense -> (64, H/2, W/2) -> ConvTranspose/2 -> 3x3
 conv to C channels. Decoders output logits; pixels are Bernoulli in [0, 1].
+
+Larger inputs get more stride-2 convs (`downsamplings`): one more while the map is larger than
+16x16 and still even. Seed 002's single halving would flatten 64 x 32 x 32 = 65536 features of a
+64x64 face into Dense(32); with the rule every map the Dense layer sees is at most 16x16 (at most
+16384 features, seed 002's own 28x28 MNIST map is 14x14 = 12544), and 28x28 and 32x32 inputs
+keep seed 002's network unchanged (64x64: 64 -> 32 -> 16).
 """
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genlab.config import Field
-from genlab.models.base import BETAS, GenerativeModel, register_model
+from genlab.models.base import BETAS, GenerativeModel, TrainingData, register_model
 from genlab.models.networks import MLPDiscriminator
 from genlab.objectives import ADVERSARIAL_LOSSES, gaussian_kl, reconstruction_bce, reparameterize
 
+#: The widest map the encoder flattens into its Dense layer (module docstring).
+MAX_MAP_SIDE = 16
+
+
+def downsamplings(height: int, width: int) -> tuple[int, int, int]:
+    """(stride-2 convs, map height, map width) of the conv encoder for an image of that size."""
+    count, height, width = 1, (height + 1) // 2, (width + 1) // 2  # seed 002's one stride-2 conv
+    while max(height, width) > MAX_MAP_SIDE and height % 2 == 0 and width % 2 == 0:
+        count, height, width = count + 1, height // 2, width // 2
+    return count, height, width
+
+
+def decoder_shape_problem(image_shape: tuple[int, int, int]) -> str | None:
+    """Why the conv decoder cannot draw `image_shape` (its stride-2 transposed convs double the side)."""
+    _, h, w = image_shape
+    return "its convolutional decoder needs even image sides" if h % 2 or w % 2 else None
+
 
 class ConvEncoder(nn.Module):
+    """Seed 002's encoder with a stride-2 3x3 conv per `downsamplings` (one at 28x28 and 32x32)."""
+
     def __init__(self, image_shape: tuple[int, int, int], out_dim: int, num_classes: int = 0):
         super().__init__()
         c, h, w = image_shape
-        self.trunk = nn.Sequential(
-            nn.Conv2d(c, 32, 3, 1, 1), nn.ReLU(True),
-            nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(True),
-            nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(True),
-            nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(True),
-            nn.Flatten(),
-        )
+        count, map_h, map_w = downsamplings(h, w)
+        layers: list[nn.Module] = [nn.Conv2d(c, 32, 3, 1, 1), nn.ReLU(True)]
+        for i in range(count):
+            layers += [nn.Conv2d(64 if i else 32, 64, 3, 2, 1), nn.ReLU(True)]
+        layers += [nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(True),
+                   nn.Conv2d(64, 64, 3, 1, 1), nn.ReLU(True), nn.Flatten()]
+        self.trunk = nn.Sequential(*layers)
         self.num_classes = num_classes
-        self.hidden = nn.Sequential(nn.Linear(64 * ((h + 1) // 2) * ((w + 1) // 2) + num_classes, 32), nn.ReLU(True))
+        self.hidden = nn.Sequential(nn.Linear(64 * map_h * map_w + num_classes, 32), nn.ReLU(True))
         self.out = nn.Linear(32, out_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -39,18 +66,23 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
+    """Seed 002's decoder: Dense -> (64, map) -> stride-2 ConvTranspose per encoder downsampling
+    (64 channels, the last one 32) -> 3x3 conv to C channels."""
+
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
         c, h, w = image_shape
-        if h % 2 or w % 2:
-            raise ValueError(f"the conv decoder needs even image sides, got {h}x{w}")
-        self.grid = (64, h // 2, w // 2)
+        problem = decoder_shape_problem(image_shape)
+        if problem:
+            raise ValueError(f"{problem}, got {h}x{w}")
+        count, map_h, map_w = downsamplings(h, w)
+        self.grid = (64, map_h, map_w)
         self.num_classes = num_classes
-        self.fc = nn.Sequential(nn.Linear(latent_dim + num_classes, 64 * (h // 2) * (w // 2)), nn.ReLU(True))
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(True),
-            nn.Conv2d(32, c, 3, 1, 1),
-        )
+        self.fc = nn.Sequential(nn.Linear(latent_dim + num_classes, 64 * map_h * map_w), nn.ReLU(True))
+        layers: list[nn.Module] = []
+        for i in reversed(range(count)):
+            layers += [nn.ConvTranspose2d(64, 64 if i else 32, 3, 2, 1, output_padding=1), nn.ReLU(True)]
+        self.net = nn.Sequential(*layers, nn.Conv2d(32, c, 3, 1, 1))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:
@@ -74,6 +106,11 @@ class _ConvAutoencoder(GenerativeModel):
         classes = num_classes if self.conditional else 0
         self.encoder = ConvEncoder(image_shape, encoder_out, classes)
         self.decoder = ConvDecoder(self.hp["latent_dim"], image_shape, classes)
+
+    @classmethod
+    def shape_problem(cls, hparams: Mapping[str, Any], image_shape: tuple[int, int, int]) -> str | None:
+        problem = decoder_shape_problem(image_shape)
+        return f"{problem}; pack the dataset at an even side (its `side` under `datasets:`)" if problem else None
 
     def configure_optimizers(self):
         return {"ae": torch.optim.Adam(self.parameters(), lr=self.spec.lr, betas=tuple(self.hp["betas"]))}
@@ -115,13 +152,19 @@ class Autoencoder(_ConvAutoencoder):
         return {"loss": recon.detach(), "recon": recon.detach()}
 
     @torch.no_grad()
-    def after_training(self, images, labels):
-        images = images[: self.hp["prior_fit_images"]]  # a None cap keeps them all
-        codes = torch.cat([self.encoder(self.to_input(chunk)).float() for chunk in images.split(1000)])
+    def after_training(self, data: TrainingData) -> None:
+        images, _ = data.head(self.hp["prior_fit_images"])  # None: all of them
+        codes = torch.cat([self.encoder(self.to_input(chunk)).float() for chunk in images.split(self._chunk_rows())])
         mean = codes.mean(0)
         cov = torch.cov(codes.T.double()) + 1e-5 * torch.eye(codes.size(1), dtype=torch.float64, device=codes.device)
         self.prior_mean.copy_(mean)
         self.prior_scale_tril.copy_(torch.linalg.cholesky(cov).float())
+
+    def _chunk_rows(self) -> int:
+        """Images encoded at once by the prior fit: 1000 at 28x28 (~100 MB of activations), fewer
+        for larger images so the memory stays about the same (64x64: 191)."""
+        _, h, w = self.image_shape
+        return max(1, 1000 * 28 * 28 // (h * w))
 
     def noise_to_latent(self, noise):
         return self.prior_mean + noise @ self.prior_scale_tril.T
@@ -156,6 +199,7 @@ class ConditionalVAE(VAE):
     encoder's features and to z at the decoder input, so the decoder draws the class it is given."""
 
     conditional = True
+    unlabelled_alternative = "vae"
 
 
 @register_model("aae")

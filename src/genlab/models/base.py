@@ -2,11 +2,12 @@
 
 A model owns its networks and optimizers and knows how one training step updates them;
 the training loop (genlab.training.loop) is the same for every model. Images enter a
-model as uint8 tensors and leave `generate` as floats in [0, 1].
+model as uint8 tensors and leave `generate` as floats in [0, 1]. `check_data` tells params
+validation, before anything runs, whether a type can train on a dataset at all.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -29,6 +30,19 @@ def register_model(name: str):
     return wrap
 
 
+#: Suggested where a type needs labels the dataset lacks (the packed datasets that have them).
+LABELLED_DATASETS = "mnist, fashion-mnist or cifar10"
+
+
+class TrainingData(Protocol):
+    """The training split as `after_training` sees it: large splits are not held in memory."""
+
+    def head(self, k: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first k training images (None: all) as uint8 (k, C, H, W) on the model's device,
+        and their labels (None for an unlabelled dataset)."""
+        ...
+
+
 class GenerativeModel(nn.Module):
     """Base class: subclasses build networks in __init__ and implement the three hooks below."""
 
@@ -43,6 +57,34 @@ class GenerativeModel(nn.Module):
     metric_names: ClassVar[tuple[str, ...]] = ()
     #: Whether inputs are scaled to [-1, 1] (tanh generators) or [0, 1] (sigmoid decoders).
     symmetric_pixels: ClassVar[bool] = True
+    #: The type suggested instead on a dataset without labels, for types that need them.
+    unlabelled_alternative: ClassVar[str] = ""
+
+    # -- what data a type can train on ------------------------------------------------------
+    @classmethod
+    def check_data(cls, hparams: Mapping[str, Any], image_shape: tuple[int, int, int],
+                   num_classes: int) -> str | None:
+        """None when this type, with its validated type-specific `hparams`, can train on images of
+        `image_shape` (C, H, W) with `num_classes` classes (0: an unlabelled dataset such as LFW or
+        CelebA); otherwise why not and what to do, phrased to follow
+        `models.<name>: type <type> cannot train on dataset <d> (CxHxW): `. Params validation calls
+        it for every model, so a mismatch fails in seconds instead of when the train stage builds
+        the networks or meets its first unlabelled batch."""
+        reason = cls.label_requirement()
+        if reason and num_classes < 1:
+            return (f"{reason}, so it needs class labels and the dataset has none; use type "
+                    f"{cls.unlabelled_alternative}, or a dataset with labels ({LABELLED_DATASETS})")
+        return cls.shape_problem(hparams, tuple(image_shape))
+
+    @classmethod
+    def label_requirement(cls) -> str | None:
+        """Why training needs class labels, or None when the type trains on unlabelled data too."""
+        return "it is conditional (it generates the class it is given)" if cls.conditional else None
+
+    @classmethod
+    def shape_problem(cls, hparams: Mapping[str, Any], image_shape: tuple[int, int, int]) -> str | None:
+        """Why the networks cannot take `image_shape`, with what to do; None for MLP nets (any shape)."""
+        return None
 
     def __init__(self, spec: ModelSpec, image_shape: tuple[int, int, int], num_classes: int):
         super().__init__()
@@ -55,9 +97,11 @@ class GenerativeModel(nn.Module):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def training_step(self, x: torch.Tensor, y: torch.Tensor,
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None,
                       optimizers: Mapping[str, torch.optim.Optimizer], step: int) -> dict[str, torch.Tensor]:
-        """Update the networks on one batch; return detached scalar tensors named in metric_names."""
+        """Update the networks on one batch; return detached scalar tensors named in metric_names.
+
+        `y` is None on an unlabelled dataset; only types `check_data` refuses there read it."""
         raise NotImplementedError
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -74,8 +118,8 @@ class GenerativeModel(nn.Module):
         """Images in [0, 1], shape (n, C, H, W), from latent codes (and labels if conditional)."""
         raise NotImplementedError
 
-    def after_training(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Called once with the whole uint8 training set when training ends (e.g. to fit a prior)."""
+    def after_training(self, data: TrainingData) -> None:
+        """Called once when training ends, with the training split (e.g. to fit a prior on it)."""
 
     # -- helpers -------------------------------------------------------------------------
     @property

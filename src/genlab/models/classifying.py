@@ -21,6 +21,7 @@ class ACGAN(AdversarialModel):
     that head to their BCE game, on real and on generated images."""
 
     conditional = True
+    unlabelled_alternative = "dcgan"
     hparam_fields = network_fields(arch="conv", archs=("conv",))
 
     def __init__(self, spec, image_shape, num_classes):
@@ -70,12 +71,17 @@ class SGAN(AdversarialModel):
     G is unconditional and tries to make D put its mass on the N real classes. `labeled_fraction`
     sets the share of each real batch whose labels D may see."""
 
+    unlabelled_alternative = "dcgan"
+    hparam_fields = {**network_fields(arch="conv", archs=("conv",)),
+                     "labeled_fraction": Field(float, 1.0, positive=True, maximum=1.0)}
+
     def __init__(self, spec, image_shape, num_classes):
         super().__init__(spec, image_shape, num_classes)
         self.metric_names = ("loss_d", "loss_g", "real_score", "fake_score", "aux_acc_real")
 
-    hparam_fields = {**network_fields(arch="conv", archs=("conv",)),
-                     "labeled_fraction": Field(float, 1.0, positive=True, maximum=1.0)}
+    @classmethod
+    def label_requirement(cls) -> str:
+        return "its discriminator learns to classify real images into the dataset's classes"
 
     def build_networks(self):
         generator = ConvGenerator(self.hp["latent_dim"], self.image_shape, self.hp["width"])
