@@ -18,12 +18,12 @@ import torch
 import yaml
 
 from genlab.config import parse_params
-from genlab.data.hdf5 import read_split
+from genlab.data.hdf5 import read_info
 from genlab.metrics.classifier import classifier_view
-from genlab.metrics.evaluate import evaluator_paths
 from genlab.metrics.features import load_features
 from genlab.models import build_model
 from genlab.sampling.grid import balanced_labels, save_grid, to_uint8
+from genlab.training.data import epoch_order, open_train_data
 
 
 def main() -> None:
@@ -42,29 +42,34 @@ def main() -> None:
         key, _, value = item.partition("=")
         entry[key] = yaml.safe_load(value)
     params = parse_params(raw)  # the same validation the pipeline applies
-    spec, dataset = params.model(args.model), params.data["dataset"]
+    spec = params.model(args.model)
+    # The pipeline's paths for this dataset, as dvc.yaml writes them.
+    packed = Path("data/packed") / f"{spec.dataset}.h5"
+    classifier = Path("data/evaluator") / f"{spec.dataset}.pt"
+    classifier_features = Path("data/features") / f"{spec.dataset}-test-classifier.h5"
 
-    images, labels = (torch.from_numpy(a) for a in read_split(Path("data/packed") / f"{dataset}.h5", "train"))
+    data = open_train_data(packed, device=torch.device("cpu"), memory_budget_bytes=params.data["memory_budget_mb"] << 20,
+                           shuffle_buffer=params.data["shuffle_buffer"])
     torch.manual_seed(params.seed)
-    model = build_model(spec, tuple(images.shape[1:]), int(labels.max()) + 1).train()
+    model = build_model(spec, data.image_shape, len(read_info(packed)["class_names"])).train()
     optimizers = model.configure_optimizers()
     shuffle = torch.Generator().manual_seed(params.seed)
-    per_epoch = len(images) // spec.batch_size
+    per_epoch = data.n // spec.batch_size
     start = time.perf_counter()
-    for step in range(args.steps):
-        if step % per_epoch == 0:
-            order = torch.randperm(len(images), generator=shuffle)
-        idx = order[(step % per_epoch) * spec.batch_size:(step % per_epoch + 1) * spec.batch_size]
-        model.training_step(model.to_input(images[idx]), labels[idx], optimizers, step)
+    step = 0
+    while step < args.steps:
+        order = epoch_order(data.n, shuffle, params.data["shuffle_buffer"])
+        for images, labels in data.batches(order, spec.batch_size, min(per_epoch, args.steps - step)):
+            model.training_step(model.to_input(images), labels, optimizers, step)
+            step += 1
     seconds = time.perf_counter() - start
 
     model.eval()
     with torch.no_grad():
-        model.after_training(images, labels)
+        model.after_training(data)
         y = balanced_labels(args.samples, model.num_classes) if model.conditional else None
         samples = to_uint8(model.generate(model.sample_latent(args.samples, torch.Generator().manual_seed(1)), y))
-    classifier, real_features = evaluator_paths(dataset)
-    real, _ = load_features(real_features)
+    real, _ = load_features(classifier_features)
     record = classifier_view(samples.numpy(), None if y is None else y.numpy(), classifier, real, params.seed)
     if args.grid:
         save_grid(args.grid, samples[:100], nrow=10)

@@ -1,28 +1,29 @@
-"""Stage evaluate@<model>: FID/KID of samples/<model>.h5 -> metrics/<model>.json and the MLflow run."""
-import sys
+"""Stage evaluate@<model>: FID/KID/precision/recall and the classifier view of a model's samples
+-> its metrics file and its MLflow run."""
 from pathlib import Path
 
-from genlab.cli import run_stage
+from genlab.cli import positional, run_stage
 from genlab.config import load_params
 
 
 def main(argv):
+    name, samples, real, classifier, classifier_features, model_dir, out = positional(
+        argv, "model", "samples.h5", "real_features.h5", "classifier.pt", "classifier_features.h5",
+        "model_dir", "metrics.json")
     params = load_params()
-    if len(argv) != 2:
-        sys.exit("usage: evaluate.py <model> <real_features.h5>")
-    name, real_features = argv
     params.model(name)
-    from genlab.metrics.evaluate import evaluate_samples, mlflow_metrics, write_metrics
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_samples, mlflow_metrics, write_metrics
     from genlab.sampling.sample import read_samples
     from genlab.tracking import TrainingRun
 
-    images, labels, _ = read_samples(Path("samples") / f"{name}.h5")
-    record = {"model": name, **evaluate_samples(images, labels, Path(real_features), params.eval, params.seed)}
-    run = TrainingRun.from_dir(Path("models") / name)
+    images, labels, _ = read_samples(Path(samples))
+    evaluator = EvaluatorFiles(Path(classifier), Path(classifier_features))
+    record = {"model": name, **evaluate_samples(images, labels, Path(real), evaluator, params.eval, params.seed)}
+    run = TrainingRun.from_dir(Path(model_dir))
     run.log_metrics(mlflow_metrics(record), step=0)
     run.log_dict(record, "metrics.json")
     run.flush()
-    write_metrics(Path("metrics") / f"{name}.json", record)
+    write_metrics(Path(out), record)
     print(f"{name}: FID {record['fid']['value']:.2f}  KID {record['kid']['mean']:.4f} "
           f"(N={record['fid']['n_fake']} vs {record['fid']['n_real']} real, {record['fid']['extractor']})")
 

@@ -1,19 +1,22 @@
-"""Stage evaluator@<dataset>: train the dataset's classifier once -> data/evaluator/<dataset>.pt,
-its test-split features, and metrics/evaluator-<dataset>.json (test accuracy)."""
+"""Stage evaluator@<dataset>: train the dataset's classifier once -> its weights, its features of the
+test split, and a metrics file with its test accuracy (null with the reason for unlabelled data)."""
 from pathlib import Path
 
-from genlab.cli import one_arg, run_stage
+from genlab.cli import positional, run_stage
 from genlab.config import load_params
 
 
 def main(argv):
+    data, weights, features, metrics = map(Path, positional(argv, "packed.h5", "weights.pt", "features.h5",
+                                                             "metrics.json"))
     params = load_params()
-    dataset = one_arg(argv, "dataset name")
     from genlab.metrics.evaluate import train_evaluator, write_metrics
 
-    record = train_evaluator(Path("data/packed") / f"{dataset}.h5", params.evaluator, params.seed)
-    write_metrics(Path("metrics") / f"evaluator-{dataset}.json", record)
-    print(f"evaluator {dataset}: test accuracy {record['test_accuracy']:.4f}")
+    record = train_evaluator(data, weights, features, params.evaluator, params.seed)
+    write_metrics(metrics, record)
+    accuracy = record["test_accuracy"]
+    print(f"evaluator {record['dataset']}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None
+                                               else record["reason"]))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-"""Stage pack@<dataset>: raw files -> data/packed/<dataset>.h5 (uint8 images, int64 labels)."""
+"""Stage pack@<dataset>: raw files -> one HDF5 file of uint8 (N, C, H, W) images (+ labels)."""
 from pathlib import Path
 
-from genlab.cli import one_arg, run_stage
-from genlab.data import pack_idx_to_hdf5
+from genlab.cli import positional, run_stage
+from genlab.config import load_params
 
 
 def main(argv):
-    name = one_arg(argv, "dataset name")
-    pack_idx_to_hdf5(name, Path("data/raw") / name, Path("data/packed") / f"{name}.h5")
+    name, raw_dir, out_path = positional(argv, "dataset", "raw_dir", "out.h5")
+    prep = load_params().dataset(name).preprocessing
+    from genlab.data.hdf5 import pack_dataset
+
+    summary = pack_dataset(name, Path(raw_dir), Path(out_path), prep)
+    print(f"pack {name}: {summary}")
 
 
 if __name__ == "__main__":

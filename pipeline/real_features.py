@@ -1,19 +1,16 @@
-"""Stage real_features@<dataset>: Inception features of the real test split, cached once."""
-import sys
+"""Stage real_features@<dataset>: Inception features of the real test split, computed once."""
 from pathlib import Path
 
-from genlab.cli import run_stage
+from genlab.cli import positional, run_stage
 from genlab.config import load_params
 
 
 def main(argv):
+    data, out = map(Path, positional(argv, "packed.h5", "out.h5"))
     params = load_params()
-    if len(argv) != 2:
-        sys.exit("usage: real_features.py <dataset> <output.h5>")
     from genlab.metrics.evaluate import compute_real_features
 
-    protocol = compute_real_features(Path("data/packed") / f"{argv[0]}.h5", Path(argv[1]), params.eval)
-    print(f"real features: {protocol}")
+    print(f"real features: {compute_real_features(data, out, params.eval)}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,21 @@
-"""Stage reference: FID/KID of N real train images vs the test features -> metrics/reference.json."""
-import sys
+"""Stage reference@<dataset>: N real train images scored like a model's samples against the test
+split: the floor every model of that dataset is read against."""
 from pathlib import Path
 
-from genlab.cli import run_stage
+from genlab.cli import positional, run_stage
 from genlab.config import load_params
 
 
 def main(argv):
+    data, real, classifier, classifier_features, out = map(Path, positional(
+        argv, "packed.h5", "real_features.h5", "classifier.pt", "classifier_features.h5", "metrics.json"))
     params = load_params()
-    if len(argv) != 1:
-        sys.exit("usage: reference.py <real_features.h5>")
-    from genlab.metrics.evaluate import evaluate_reference, write_metrics
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference, write_metrics
 
-    dataset = params.data["dataset"]
     record = {"model": "reference", **evaluate_reference(
-        Path("data/packed") / f"{dataset}.h5", params.sample["num_samples"], Path(argv[0]), params.eval, params.seed)}
-    write_metrics(Path("metrics") / "reference.json", record)
+        data, params.sample["num_samples"], real, EvaluatorFiles(classifier, classifier_features),
+        params.eval, params.seed)}
+    write_metrics(out, record)
     print(f"reference (real train vs test): FID {record['fid']['value']:.2f}  KID {record['kid']['mean']:.4f} "
           f"(N={record['fid']['n_fake']} vs {record['fid']['n_real']})")
 

@@ -1,19 +1,21 @@
-"""Stage report: metrics/*.json of every model -> reports/leaderboard.{md,csv} and reports/index.html."""
+"""Stage report: every model's metrics, grouped by dataset with its reference row -> a leaderboard
+(CSV, Markdown, HTML with sample grids and curves)."""
 from pathlib import Path
 
-from genlab.cli import run_stage
+from genlab.cli import positional, run_stage
 from genlab.config import load_params
 
 
 def main(argv):
+    metrics, models, curves, samples, out = map(Path, positional(
+        argv, "metrics_dir", "models_dir", "curves_dir", "samples_dir", "report_dir"))
     params = load_params()
-    from genlab.reporting import write_report
+    from genlab.reporting import ModelEntry, write_report
 
-    models = [(name, spec.type) for name, spec in params.models.items()]
-    models.append(("reference", "real data"))  # train-vs-test: the floor every model is read against
-    frame = write_report(models, metrics_dir=Path("metrics"), models_dir=Path("models"),
-                         plots_dir=Path("plots/train"), samples_dir=Path("samples"), report_dir=Path("reports"))
-    print(frame[["model", "fid", "kid_mean", "n_fake", "status"]].to_string(index=False))
+    entries = [ModelEntry(name, spec.type, spec.dataset) for name, spec in params.models.items()]
+    frame = write_report(entries, list(params.datasets), metrics_dir=metrics, models_dir=models,
+                         plots_dir=curves, samples_dir=samples, report_dir=out)
+    print(frame[["dataset", "model", "fid", "kid_mean", "n_fake", "status"]].to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""Stage sample@<model>: draw samples -> samples/<model>.h5 and a grid samples/<model>.png."""
+"""Stage sample@<model>: draw samples from a trained model -> an HDF5 file and a grid PNG."""
 from pathlib import Path
 
-from genlab.cli import one_arg, run_stage
+from genlab.cli import positional, run_stage
 from genlab.config import load_params
 
 
 def main(argv):
+    name, model_dir, out, grid = positional(argv, "model", "model_dir", "samples.h5", "grid.png")
     params = load_params()
-    name = one_arg(argv, "model name")
     params.model(name)
     from genlab.sampling.sample import generate_samples, sample_grid, write_samples
     from genlab.tracking import TrainingRun
@@ -15,13 +15,12 @@ def main(argv):
     from genlab.training.loop import load_model
 
     cfg = params.sample
-    model = load_model(Path("models") / name, resolve_device(params.train["device"]))
+    model = load_model(Path(model_dir), resolve_device(params.train["device"]))
     images, labels = generate_samples(model, cfg["num_samples"], cfg["batch_size"], params.seed)
-    write_samples(Path("samples") / f"{name}.h5", images, labels,
+    write_samples(Path(out), images, labels,
                   {"model": name, "type": model.type_name, "seed": params.seed, "n": len(images)})
-    grid = Path("samples") / f"{name}.png"
-    sample_grid(grid, images, labels, model.num_classes, cfg["grid_size"])
-    TrainingRun.from_dir(Path("models") / name).log_artifact(grid, "samples")
+    sample_grid(Path(grid), images, labels, model.num_classes, cfg["grid_size"])
+    TrainingRun.from_dir(Path(model_dir)).log_artifact(Path(grid), "samples")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """The classifier view on real Fashion-MNIST: IS, class histogram and conditional accuracy."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from genlab.data import download_dataset, pack_idx_to_hdf5, read_split
+from genlab.data.download import download_dataset
+from genlab.data.hdf5 import pack_dataset, read_split
+from genlab.data.sources import default_preprocessing
 from genlab.metrics.classifier import classifier_view
-from genlab.metrics.evaluate import evaluator_paths, train_evaluator
+from genlab.metrics.evaluate import train_evaluator
 from genlab.metrics.features import load_features
 
 MIRROR = Path("/usr/share/datasets/fashion-mnist")
@@ -21,14 +22,10 @@ def evaluator(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluator")
     download_dataset("fashion-mnist", root / "raw", local_dirs=[str(MIRROR)], mirrors=[])
     packed = root / "fashion-mnist.h5"
-    pack_idx_to_hdf5("fashion-mnist", root / "raw", packed)
-    cwd = Path.cwd()
-    os.chdir(root)  # the evaluator writes to data/evaluator and data/features under the cwd
-    try:
-        record = train_evaluator(packed, {"epochs": 1, "batch_size": 64, "lr": 1e-3, "train_limit": 6000}, seed=0)
-    finally:
-        os.chdir(cwd)
-    weights, features = (root / p for p in evaluator_paths("fashion-mnist"))
+    pack_dataset("fashion-mnist", root / "raw", packed, default_preprocessing("fashion-mnist"))
+    weights, features = root / "classifier.pt", root / "classifier-features.h5"
+    cfg = {"epochs": 1, "batch_size": 64, "lr": 1e-3, "train_limit": 6000, "min_accuracy": 0.85}
+    record = train_evaluator(packed, weights, features, cfg, seed=0)
     real_penultimate, _ = load_features(features)
     test_images, test_labels = read_split(packed, "test")
     return {"record": record, "weights": weights, "real": real_penultimate,
@@ -41,6 +38,32 @@ def view(evaluator, images, labels=None):
 
 def test_classifier_learns_the_dataset(evaluator):
     assert evaluator["record"]["test_accuracy"] > 0.75  # 6000 images, one epoch
+    assert evaluator["record"]["trusted"] == (evaluator["record"]["test_accuracy"] >= 0.85)
+
+
+def test_an_untrusted_classifier_flags_every_value(evaluator, tmp_path):
+    import torch
+
+    blob = torch.load(evaluator["weights"], weights_only=False)
+    blob.update(test_accuracy=0.42, trusted=False, reason="the dataset classifier reached only 0.420 test accuracy")
+    untrusted = tmp_path / "untrusted.pt"
+    torch.save(blob, untrusted)
+    record = classifier_view(evaluator["images"][:50], evaluator["labels"][:50], untrusted, evaluator["real"], seed=0)
+    assert record["classifier_fid"]["trusted"] is False and "0.420" in record["classifier_fid"]["reason"]
+    assert record["conditional_accuracy"]["trusted"] is False
+    assert record["classifier_fid"]["value"] is not None  # kept, but flagged
+
+
+def test_unlabelled_dataset_gives_a_null_view_with_the_reason(tmp_path):
+    from genlab.metrics.classifier import save_no_classifier
+
+    path = tmp_path / "none.pt"
+    save_no_classifier(path, "dataset lfw has no class labels")
+    images = np.zeros((4, 3, 64, 64), np.uint8)
+    record = classifier_view(images, None, path, np.zeros((0, 128), np.float32), seed=0)
+    for key in ("classifier_is", "classifier_fid", "class_histogram", "conditional_accuracy"):
+        assert record[key]["reason"] == "dataset lfw has no class labels", key
+    assert record["classifier_fid"]["value"] is None and record["classifier_is"]["mean"] is None
 
 
 def test_is_of_real_test_split_is_high_and_of_one_repeated_image_is_one(evaluator):

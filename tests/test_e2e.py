@@ -1,9 +1,11 @@
 """End to end: the real `dvc repro` on tiny params in a temporary git repo, read back from MLflow.
 
-Every registered model type is trained, sampled and evaluated once (module-scoped fixture);
-the tests then check the outputs, the MLflow runs, DVC's skipping and its selective re-runs.
-Data come from the Debian package dataset-fashion-mnist (installed by .ci/run), used as the
-download stage's local mirror.
+Two datasets in one pipeline: Fashion-MNIST, from the Debian package dataset-fashion-mnist
+(installed by .ci/run) used as the download stage's local mirror, and a miniature LFW (64x64
+RGB faces after its centre crop) downloaded over HTTP from a local server, as lfw.tgz in the real
+archive layout with its checksum injected through params. Every registered model type is trained,
+sampled and evaluated once on Fashion-MNIST, and dcgan and vae on the faces too (module-scoped
+fixture); the tests then check the outputs, the MLflow runs, DVC's skipping and its selective re-runs.
 """
 from __future__ import annotations
 
@@ -16,10 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hashlib
+
 import pytest
 import yaml
 
 from genlab.models import MODEL_TYPES
+from httpserver import FileServer
+from miniatures import lfw_archive
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path("/usr/share/datasets/fashion-mnist")
@@ -36,16 +42,28 @@ TINY_OVERRIDES = {"width": 8}  # conv models
 CONV_TYPES = {name for name, cls in MODEL_TYPES.items() if cls.hparam_fields.get("arch") and cls.hparam_fields["arch"].default == "conv"}
 
 
-def tiny_params() -> dict:
+FACES = {"dcgan_faces": {"type": "dcgan", "dataset": "lfw", **TINY_MODEL, **TINY_OVERRIDES},
+         "vae_faces": {"type": "vae", "dataset": "lfw", **TINY_MODEL}}
+DATASETS = ("fashion-mnist", "lfw")
+PER_DATASET = ("download", "pack", "evaluator", "real_features", "reference")
+
+
+def tiny_params(faces_url: str, faces_sha256: str) -> dict:
     models = {}
     for name in sorted(MODEL_TYPES):
-        entry = {"type": name, **TINY_MODEL}
+        entry = {"type": name, "dataset": "fashion-mnist", **TINY_MODEL}
         if name in CONV_TYPES:
             entry.update(TINY_OVERRIDES)
         models[name] = entry
+    models.update(FACES)
     return {
         "seed": 0,
         "data": {"dataset": "fashion-mnist", "train_limit": 192},
+        "datasets": {
+            "fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}},
+            "lfw": {"download": {"source": faces_url, "checksums": {"archive": f"sha256:{faces_sha256}"}},
+                    "pack": {"side": 64, "crop": 90, "test_fraction": 0.3}},
+        },
         "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
         "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
         "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
@@ -56,8 +74,7 @@ def tiny_params() -> dict:
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "GENLAB_DATA_MIRROR": str(MIRROR)}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -73,7 +90,15 @@ def git(repo: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> dict:
+def faces_server():
+    """A miniature lfw.tgz (40 people, 2 photos each, 250x250 JPEGs) served over HTTP."""
+    archive = lfw_archive(people=40, images_per_person=2)
+    with FileServer({"/lfw/lfw.tgz": archive}) as server:
+        yield {"url": f"{server.url}/lfw", "sha256": hashlib.sha256(archive).hexdigest(), "server": server}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, faces_server) -> dict:
     repo = tmp_path_factory.mktemp("project")
     for item in ("dvc.yaml", ".dvcignore", "pipeline", "src"):
         src = REPO / item
@@ -81,7 +106,8 @@ def project(tmp_path_factory) -> dict:
             shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(src, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(faces_server["url"], faces_server["sha256"]),
+                                                     sort_keys=False))
     git(repo, "init", "-q")
     git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
     dvc(repo, "init", "-q")
@@ -95,18 +121,47 @@ def mlflow_client(repo: Path):
     return MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
 
 
-def test_every_stage_ran(project):
-    expected = {"download@fashion-mnist", "pack@fashion-mnist", "evaluator@fashion-mnist", "real_features",
-                "reference", "report"}
-    for name in MODEL_TYPES:
-        expected |= {f"train@{name}", f"sample@{name}", f"evaluate@{name}"}
+def model_stages(*names: str) -> set[str]:
+    return {f"{stage}@{name}" for name in names for stage in ("train", "sample", "evaluate")}
+
+
+def test_every_stage_ran_once_per_dataset_and_model(project, faces_server):
+    expected = {f"{stage}@{d}" for stage in PER_DATASET for d in DATASETS} | {"report"}
+    expected |= model_stages(*MODEL_TYPES, *FACES)
     assert ran_stages(project["first"]) == expected
     lock = yaml.safe_load((project["repo"] / "dvc.lock").read_text())
     assert set(lock["stages"]) == expected
+    assert faces_server["server"].paths().count("/lfw/lfw.tgz") == 1  # downloaded once, over HTTP
+
+
+def test_faces_are_packed_as_rgb_64_and_their_models_scored_without_a_classifier(project):
+    import h5py
+
+    repo = project["repo"]
+    with h5py.File(repo / "data" / "packed" / "lfw.h5") as f:
+        assert f["train/images"].shape[1:] == (3, 64, 64) and "labels" not in f["train"]
+        assert json.loads(f.attrs["preprocessing"])["crop"] == 90
+    for name in FACES:
+        record = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == "lfw/test", name
+        assert record["classifier_fid"]["value"] is None and "no class labels" in record["classifier_fid"]["reason"]
+        with h5py.File(repo / "samples" / f"{name}.h5") as f:
+            assert f["images"].shape == (12, 3, 64, 64)
+    evaluator = json.loads((repo / "metrics" / "evaluator-lfw.json").read_text())
+    assert evaluator["test_accuracy"] is None and "no class labels" in evaluator["reason"]
+
+
+def test_one_mlflow_experiment_per_dataset(project):
+    client = mlflow_client(project["repo"])
+    for dataset, names in (("fashion-mnist", list(MODEL_TYPES)), ("lfw", list(FACES))):
+        experiment = client.get_experiment_by_name(dataset)
+        runs = client.search_runs([experiment.experiment_id])
+        assert sorted(r.info.run_name for r in runs) == sorted(names), dataset
+        assert all(r.info.status == "FINISHED" and r.data.params["model.dataset"] == dataset for r in runs)
 
 
 def test_metrics_files_hold_finite_fid_and_kid(project):
-    for name in MODEL_TYPES:
+    for name in MODEL_TYPES:  # the Fashion-MNIST entries carry the types' names
         record = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["value"] > 0, name
         assert math.isfinite(record["kid"]["mean"]), name
@@ -181,10 +236,14 @@ def test_report_lists_every_model_and_the_reference(project):
 
     repo = project["repo"]
     board = pd.read_csv(repo / "reports" / "leaderboard.csv")
-    assert set(board["model"]) == set(MODEL_TYPES) | {"reference"}
+    assert list(board["dataset"].drop_duplicates()) == list(DATASETS)  # one section per dataset, in order
+    sections = board.groupby("dataset")["model"].apply(set).to_dict()
+    assert sections == {"fashion-mnist": set(MODEL_TYPES) | {"reference"}, "lfw": set(FACES) | {"reference"}}
     assert (board["status"] == "ok").all()
-    reference = json.loads((repo / "metrics" / "reference.json").read_text())
-    assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
+    for dataset in DATASETS:
+        reference = json.loads((repo / "metrics" / f"reference-{dataset}.json").read_text())
+        assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
+        assert reference["fid"]["real_split"] == f"{dataset}/test"
     page = (repo / "reports" / "index.html").read_text()
     assert "../samples/dcgan.png" in page and "curves/dcgan.png" in page
 
@@ -198,4 +257,14 @@ def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
     params["models"]["dcgan"]["lr"] = 0.0001
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = dvc(repo, "repro")
-    assert ran_stages(changed.stdout + changed.stderr) == {"train@dcgan", "sample@dcgan", "evaluate@dcgan", "report"}
+    assert ran_stages(changed.stdout + changed.stderr) == model_stages("dcgan") | {"report"}
+
+
+def test_changing_one_datasets_preprocessing_reruns_only_what_depends_on_it(project):
+    repo = project["repo"]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["datasets"]["lfw"]["pack"]["crop"] = 100
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = dvc(repo, "repro")
+    expected = {f"{stage}@lfw" for stage in PER_DATASET if stage != "download"} | model_stages(*FACES) | {"report"}
+    assert ran_stages(changed.stdout + changed.stderr) == expected

@@ -225,7 +225,10 @@ def test_user_values_override_type_defaults():
 def test_section_defaults():
     params = parse_params(params_with())
     assert params.seed == 0
-    assert params.data == {"dataset": "fashion-mnist", "train_limit": None}
+    assert params.data == {"dataset": "fashion-mnist", "train_limit": None, "memory_budget_mb": 4096,
+                           "shuffle_buffer": 65536}
+    assert list(params.datasets) == ["fashion-mnist"]  # no `datasets:`: the one data.dataset names
+    assert params.datasets["fashion-mnist"].preprocessing.side == 28
     assert params.train["device"] == "auto" and params.train["precision"] == "auto"
 
 
@@ -248,7 +251,8 @@ def test_repository_params_yaml_is_valid():
 # --------------------------------------------------------------------------- stage CLI
 def test_train_stage_exits_2_before_any_work(tmp_path):
     (tmp_path / "params.yaml").write_text("models:\n  m:\n    type: dcgam\n    epochs: 1\n")
-    result = subprocess.run([sys.executable, str(REPO / "pipeline" / "train.py"), "m"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, str(REPO / "pipeline" / "train.py"), "m", "data/packed/x.h5",
+                             "models/m", "plots/train/m.csv"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "models.m.type" in result.stderr
@@ -272,3 +276,71 @@ def test_class_head_types_reject_options_they_do_not_use():
 
 def test_float_written_without_a_dot_is_accepted():
     assert parse_params({"models": {"m": {"type": "vae", "lr": "1e-3"}}}).models["m"].lr == 1e-3
+
+
+# --------------------------------------------------------------------------- datasets
+def with_datasets(datasets: dict, models: dict | None = None, **data) -> dict:
+    return {"data": data, "datasets": datasets, "models": models or {"m": {"type": "dcgan"}}}
+
+
+def test_datasets_take_registry_defaults_and_overrides():
+    params = parse_params(with_datasets(
+        {"fashion-mnist": {}, "lfw": {"pack": {"side": 32}}, "celeba": {"download": {"source": "/mirror"}}},
+        dataset="fashion-mnist"))
+    lfw, celeba = params.datasets["lfw"], params.datasets["celeba"]
+    assert (lfw.preprocessing.side, lfw.preprocessing.crop, lfw.preprocessing.test_fraction) == (32, 90, 0.1)
+    assert lfw.image_shape == (3, 32, 32) and lfw.num_classes == 0
+    assert celeba.preprocessing.crop == 178 and celeba.source == "/mirror"
+    assert params.datasets["fashion-mnist"].image_shape == (1, 28, 28)
+
+
+def test_model_dataset_defaults_to_data_dataset_and_must_be_listed():
+    params = parse_params(with_datasets({"fashion-mnist": {}, "mnist": {}},
+                                        {"a": {"type": "dcgan"}, "b": {"type": "vae", "dataset": "mnist"}}))
+    assert params.models["a"].dataset == "fashion-mnist" and params.models["b"].dataset == "mnist"
+    assert params.models["b"].flat()["dataset"] == "mnist"  # recorded with the model's params
+    message = refused(with_datasets({"fashion-mnist": {}}, {"m": {"type": "dcgan", "dataset": "lfw"}}))
+    assert message.startswith("models.m.dataset") and "'lfw'" in message and "fashion-mnist" in message
+
+
+@pytest.mark.parametrize("datasets, key", [
+    ({"lfw2": {}}, "datasets.lfw2"),
+    ({"lfw": {"side": 64}}, "datasets.lfw.side"),  # preprocessing lives under `pack:`
+    ({"lfw": {"pack": {"side": 4}}}, "datasets.lfw.pack.side"),
+    ({"lfw": {"pack": {"resample": "cubic"}}}, "datasets.lfw.pack.resample"),
+    ({"lfw": {"pack": {"test_fraction": 1.5}}}, "datasets.lfw.pack.test_fraction"),
+    ({"mnist": {"pack": {"test_fraction": 0.1}}}, "datasets.mnist.pack.test_fraction"),  # has an official split
+    ({"lfw": {"download": {"checksums": {"archive": "abc"}}}}, "datasets.lfw.download.checksums.archive"),
+    ({"lfw": {"download": {"checksums": {"images": "md5:00"}}}}, "datasets.lfw.download.checksums.images"),
+    ({"lfw": {"download": {"checksums": ["md5:00"]}}}, "datasets.lfw.download.checksums"),
+    ([], "datasets"),
+])
+def test_bad_dataset_entries(datasets, key):
+    message = refused(with_datasets(datasets, {"m": {"type": "dcgan", "dataset": "lfw"}}, dataset="lfw")
+                      if isinstance(datasets, dict) and "lfw" in datasets
+                      else with_datasets(datasets))
+    assert message.startswith(key), message
+
+
+def test_data_dataset_must_be_listed_under_datasets():
+    message = refused(with_datasets({"mnist": {}}, dataset="fashion-mnist"))
+    assert message.startswith("data.dataset") and "mnist" in message and "datasets:" in message
+
+
+@pytest.mark.parametrize("kind", ["cgan", "acgan", "cvae", "sgan"])
+def test_label_needing_types_are_refused_on_unlabelled_faces(kind):
+    message = refused(with_datasets({"lfw": {}}, {"m": {"type": kind}}, dataset="lfw"))
+    assert message.startswith(f"models.m: type {kind} cannot train on dataset lfw (3x64x64)")
+    assert "label" in message
+
+
+def test_conv_types_are_refused_on_sides_they_cannot_build():
+    message = refused(with_datasets({"lfw": {"pack": {"side": 30}}}, {"m": {"type": "dcgan"}}, dataset="lfw"))
+    assert message.startswith("models.m: type dcgan cannot train on dataset lfw (3x30x30)")
+    parse_params(with_datasets({"lfw": {"pack": {"side": 30}}}, {"m": {"type": "gan"}}, dataset="lfw"))  # MLP: fine
+
+
+def test_every_unconditional_type_accepts_rgb_faces_at_64():
+    for kind, cls in MODEL_TYPES.items():
+        if not cls.conditional and kind != "sgan":
+            parse_params(with_datasets({"lfw": {}}, {"m": {"type": kind}}, dataset="lfw"))

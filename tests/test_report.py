@@ -1,4 +1,5 @@
-"""The report stage's leaderboard: every model present, or one model's metrics missing."""
+"""The report stage's leaderboard: every model present, grouped by dataset with each dataset's
+reference row, or one model's metrics missing."""
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ import pandas as pd
 import pytest
 
 from genlab.io import write_json_atomic
-from genlab.reporting import write_report
+from genlab.reporting import ModelEntry, write_report
 
 
-def fake_outputs(root, models):
+def fake_outputs(root, models, first_fid=50.0):
     for i, name in enumerate(models):
         record = {"model": name,
-                  "fid": {"value": 50.0 - 10 * i, "n_fake": 500, "n_real": 1000, "extractor": "x", "precision": "fp32"},
+                  "fid": {"value": first_fid - 10 * i, "n_fake": 500, "n_real": 1000, "extractor": "x", "precision": "fp32"},
                   "kid": {"mean": 0.05 - 0.01 * i, "std": 0.001, "n_fake": 500, "n_real": 1000}}
         write_json_atomic(root / "metrics" / f"{name}.json", record)
         write_json_atomic(root / "models" / name / "mlflow_run.json", {"run_id": f"run-{name}"})
@@ -21,20 +22,22 @@ def fake_outputs(root, models):
         (root / "plots" / f"{name}.csv").write_text("step,loss_d,loss_g,real_score,fake_score\n1,1.3,0.7,0.6,0.4\n2,1.2,0.8,0.55,0.45\n")
 
 
-def report(root, models):
-    return write_report([(m, "dcgan") for m in models], metrics_dir=root / "metrics", models_dir=root / "models",
-                        plots_dir=root / "plots", samples_dir=root / "samples", report_dir=root / "reports")
+def report(root, models, datasets=("fashion-mnist",), dataset_of=lambda name: "fashion-mnist"):
+    return write_report([ModelEntry(m, "dcgan", dataset_of(m)) for m in models], list(datasets),
+                        metrics_dir=root / "metrics", models_dir=root / "models", plots_dir=root / "plots",
+                        samples_dir=root / "samples", report_dir=root / "reports")
 
 
 def test_every_model_present_sorted_by_fid(tmp_path):
     fake_outputs(tmp_path, ["a", "b", "c"])
     frame = report(tmp_path, ["a", "b", "c"])
-    assert list(frame["model"]) == ["c", "b", "a"]  # FID 30 < 40 < 50
+    assert list(frame["model"]) == ["c", "b", "a", "reference"]  # FID 30 < 40 < 50; no reference metrics yet
     csv = pd.read_csv(tmp_path / "reports" / "leaderboard.csv")
-    assert list(csv["run_id"]) == ["run-c", "run-b", "run-a"]
-    assert csv["fid"].tolist() == pytest.approx([30.0, 40.0, 50.0])
+    assert list(csv["run_id"])[:3] == ["run-c", "run-b", "run-a"]
+    assert csv["fid"].tolist()[:3] == pytest.approx([30.0, 40.0, 50.0])
     md = (tmp_path / "reports" / "leaderboard.md").read_text()
-    assert md.splitlines()[2].startswith("| 1 | c | dcgan | 30.00 |")
+    assert md.splitlines()[0] == "## fashion-mnist"
+    assert md.splitlines()[4].startswith("| 1 | c | dcgan | 30.00 |")
     for name in "abc":
         assert (tmp_path / "reports" / "curves" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert "curves/a.png" in (tmp_path / "reports" / "index.html").read_text()
@@ -44,7 +47,7 @@ def test_one_model_missing_still_renders_with_the_reason(tmp_path):
     fake_outputs(tmp_path, ["a", "b"])
     (tmp_path / "metrics" / "b.json").unlink()
     frame = report(tmp_path, ["a", "b"])
-    assert list(frame["model"]) == ["a", "b"]  # the missing one last
+    assert list(frame["model"]) == ["a", "b", "reference"]  # the missing ones last
     row = frame.set_index("model").loc["b"]
     assert pd.isna(row["fid"]) and "missing" in row["status"] and row["run_id"] == "run-b"
     assert "| 2 | b | dcgan | — |" in (tmp_path / "reports" / "leaderboard.md").read_text()
@@ -57,3 +60,22 @@ def test_report_is_byte_stable(tmp_path):
     report(tmp_path, ["a"])
     second = {p.name: p.read_bytes() for p in (tmp_path / "reports").rglob("*") if p.is_file()}
     assert first == second
+
+
+def test_rows_grouped_by_dataset_each_with_its_reference(tmp_path):
+    fake_outputs(tmp_path, ["f1", "f2"])
+    fake_outputs(tmp_path, ["l1", "l2"], first_fid=150.0)
+    for dataset, fid in (("fashion-mnist", 5.0), ("lfw", 20.0)):
+        write_json_atomic(tmp_path / "metrics" / f"reference-{dataset}.json",
+                          {"model": "reference", "fid": {"value": fid, "n_fake": 500, "n_real": 1000},
+                           "kid": {"mean": 0.0, "std": 0.0}})
+    frame = report(tmp_path, ["f1", "l1", "f2", "l2"], datasets=("lfw", "fashion-mnist"),
+                   dataset_of=lambda name: "lfw" if name.startswith("l") else "fashion-mnist")
+    assert list(zip(frame["dataset"], frame["model"])) == [
+        ("lfw", "reference"), ("lfw", "l2"), ("lfw", "l1"),
+        ("fashion-mnist", "reference"), ("fashion-mnist", "f2"), ("fashion-mnist", "f1")]
+    assert frame.set_index(["dataset", "model"]).loc[("lfw", "reference"), "fid"] == 20.0
+    md = (tmp_path / "reports" / "leaderboard.md").read_text()
+    assert md.index("## lfw") < md.index("| 1 | reference | real data | 20.00 |") < md.index("## fashion-mnist")
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert page.index("<h2>lfw</h2>") < page.index("<h2>fashion-mnist</h2>")

@@ -18,6 +18,9 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
     except ParamsError as err:
         print(f"error: invalid params.yaml: {err}", file=sys.stderr)
         sys.exit(EXIT_PARAMS)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_PARAMS)
     except (GenlabError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
@@ -27,7 +30,15 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
         sys.exit(130)
 
 
-def one_arg(argv: list[str], what: str) -> str:
-    if len(argv) != 1:
-        raise ParamsError(f"expected one argument, the {what}; got {argv!r}")
-    return argv[0]
+
+
+class UsageError(GenlabError):
+    """A stage script was called with the wrong arguments (dvc.yaml and the script disagree)."""
+
+
+def positional(argv: list[str], *names: str) -> list[str]:
+    """The stage's positional arguments, named for the error when their number is wrong."""
+    if len(argv) != len(names):
+        raise UsageError(f"expected {len(names)} arguments ({' '.join(f'<{n}>' for n in names)}), "
+                         f"got {len(argv)}: {' '.join(argv) or '(none)'}; the stage's cmd in dvc.yaml gives them")
+    return list(argv)

@@ -39,6 +39,11 @@ class Field:
             if self.nullable:
                 return None
             raise ParamsError(f"{key}: got null; expected {self.describe()}")
+        if self.kind is dict:
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                         for k, v in value.items()):
+                raise ParamsError(f"{key}: got {value!r}; expected {self.describe()}")
+            return dict(value)
         if self.kind is list:
             if not isinstance(value, (list, tuple)) or (self.length and len(value) != self.length):
                 raise ParamsError(f"{key}: got {value!r}; expected {self.describe()}")
@@ -72,6 +77,8 @@ class Field:
     def describe(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(map(str, self.choices))
+        if self.kind is dict:
+            return "a mapping of names to strings" + (" or null" if self.nullable else "")
         if self.kind is list:
             return f"a list of {self.length} numbers" if self.length else "a list of numbers"
         words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[self.kind]
@@ -85,17 +92,21 @@ class Field:
 REQUIRED = object()
 
 
+def checked_mapping(prefix: str, raw: Any, allowed: Any, expected: str) -> Mapping[str, Any]:
+    """`raw` as a mapping (null: empty) whose keys are all in `allowed`; else a ParamsError."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{prefix}: got {raw!r}; expected {expected}")
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise ParamsError(f"{prefix}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(allowed))}")
+    return raw
+
+
 def check_section(prefix: str, raw: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
     """Validate one mapping against its fields; unknown keys are errors, missing keys take defaults."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ParamsError(f"{prefix}: got {raw!r}; expected a mapping of keys to values")
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ParamsError(
-            f"{prefix}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(fields))}"
-        )
+    raw = checked_mapping(prefix, raw, fields, "a mapping of keys to values")
     out = {}
     for name, spec in fields.items():
         key = f"{prefix}.{name}"
@@ -113,9 +124,15 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 DATA_FIELDS = {
-    "dataset": Field(str, "fashion-mnist", help="a dataset registered in genlab.data.sources"),
+    "dataset": Field(str, "fashion-mnist", help="the dataset of models that do not name their own"),
     "train_limit": Field(int, None, positive=True, nullable=True,
                          help="use only the first N training images (null: all)"),
+    "memory_budget_mb": Field(int, 4096, minimum=0,
+                              help="a training split up to this size is held on the training device; "
+                                   "a larger one streams from the HDF5 file (same batches either way)"),
+    "shuffle_buffer": Field(int, 65536, positive=True,
+                            help="rows shuffled together: a split up to this size gets a full permutation "
+                                 "per epoch, a larger one a block shuffle within windows of this many rows"),
 }
 TRAIN_FIELDS = {
     "device": Field(str, "auto", choices=DEVICES),
@@ -147,7 +164,86 @@ EVALUATOR_FIELDS = {
     "batch_size": Field(int, 128, positive=True),
     "lr": Field(float, 1e-3, positive=True),
     "train_limit": Field(int, None, positive=True, nullable=True, help="train on the first N images only"),
+    "min_accuracy": Field(float, 0.85, minimum=0.0, maximum=1.0,
+                          help="below this test accuracy the classifier view is flagged as not to be trusted"),
 }
+
+
+CHECKSUM_PREFIXES = ("md5:", "sha256:")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One entry of `datasets:`: how the dataset is obtained and packed (registry defaults filled in)."""
+
+    name: str
+    preprocessing: Any                   # genlab.data.sources.Preprocessing
+    source: str | None = None            # a directory or http(s) base URL tried before everything else
+    checksums: Mapping[str, str] | None = None   # role -> "md5:<hex>" / "sha256:<hex>", replacing the registry's
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        from genlab.data.sources import DATASETS
+
+        side = self.preprocessing.side
+        return DATASETS[self.name].channels, side, side
+
+    @property
+    def num_classes(self) -> int:
+        from genlab.data.sources import DATASETS
+
+        return DATASETS[self.name].num_classes
+
+
+DATASET_SECTIONS = ("download", "pack")
+
+
+def dataset_fields(name: str) -> dict[str, dict[str, Field]]:
+    """The keys of `datasets.<name>.download` and `.pack`, with that dataset's registry values as defaults.
+
+    Two sections, so that each stage depends on its own: a new crop re-packs without re-downloading."""
+    from genlab.data.sources import DATASETS, RESAMPLE_FILTERS
+
+    source = DATASETS[name]
+    download = {
+        "source": Field(str, None, nullable=True,
+                        help="a directory or http(s) base URL holding the raw files, tried first"),
+        "checksums": Field(dict, None, nullable=True,
+                           help="role -> 'md5:<hex>' or 'sha256:<hex>' replacing the registry's checksum"),
+    }
+    pack = {
+        "side": Field(int, source.side, minimum=8, maximum=1024, help="side of the packed square images"),
+        "crop": Field(int, source.crop, positive=True, nullable=True,
+                      help="centre crop (pixels) before resizing; null: the whole image"),
+        "resample": Field(str, "bilinear", choices=RESAMPLE_FILTERS, help="PIL filter of the resize"),
+    }
+    if source.test_fraction is not None:  # only datasets without an official test split
+        pack["test_fraction"] = Field(float, source.test_fraction, positive=True, below=1.0,
+                                      help="share of identities held out as the test split")
+    return {"download": download, "pack": pack}
+
+
+def _dataset_config(name: str, raw: Any) -> DatasetConfig:
+    from genlab.data.sources import DATASETS, Preprocessing
+
+    prefix = f"datasets.{name}"
+    if name not in DATASETS:
+        raise ParamsError(f"{prefix}: unknown dataset {name!r}; allowed values: {', '.join(sorted(DATASETS))}")
+    raw = checked_mapping(prefix, raw, DATASET_SECTIONS, "a mapping with `download:` and `pack:` sections")
+    fields = dataset_fields(name)
+    download = check_section(f"{prefix}.download", raw.get("download"), fields["download"])
+    pack = check_section(f"{prefix}.pack", raw.get("pack"), fields["pack"])
+    checksums = download["checksums"]
+    for role, value in (checksums or {}).items():
+        if role not in DATASETS[name].files:
+            raise ParamsError(f"{prefix}.download.checksums.{role}: unknown file role; allowed: "
+                              f"{', '.join(DATASETS[name].files)}")
+        if not value.startswith(CHECKSUM_PREFIXES):
+            raise ParamsError(f"{prefix}.download.checksums.{role}: got {value!r}; "
+                              f"expected 'md5:<hex>' or 'sha256:<hex>'")
+    prep = Preprocessing(side=pack["side"], crop=pack["crop"], resample=pack["resample"],
+                         test_fraction=pack.get("test_fraction"))
+    return DatasetConfig(name=name, preprocessing=prep, source=download["source"], checksums=checksums)
 
 
 @dataclass(frozen=True)
@@ -161,14 +257,16 @@ class ModelSpec:
     lr: float
     steps_per_epoch: int | None = None
     hparams: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str = "fashion-mnist"
 
     def flat(self) -> dict[str, Any]:
-        return {"type": self.type, "epochs": self.epochs, "batch_size": self.batch_size,
+        return {"type": self.type, "dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size,
                 "lr": self.lr, "steps_per_epoch": self.steps_per_epoch, **self.hparams}
 
 
 COMMON_MODEL_FIELDS = {
     "type": Field(str, REQUIRED),
+    "dataset": Field(str, None, nullable=True, help="one of the datasets under `datasets:` (null: data.dataset)"),
     "epochs": Field(int, 1, positive=True),
     "batch_size": Field(int, 64, positive=True),
     "lr": Field(float, 2e-4, positive=True),
@@ -186,14 +284,20 @@ class Params:
     eval: Mapping[str, Any]
     evaluator: Mapping[str, Any]
     models: Mapping[str, ModelSpec]
+    datasets: Mapping[str, DatasetConfig] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelSpec:
         if name not in self.models:
             raise ParamsError(f"models.{name}: not in params.yaml; defined models: {', '.join(self.models)}")
         return self.models[name]
 
+    def dataset(self, name: str) -> DatasetConfig:
+        if name not in self.datasets:
+            raise ParamsError(f"datasets.{name}: not in params.yaml; listed datasets: {', '.join(self.datasets)}")
+        return self.datasets[name]
 
-def _model_spec(name: str, raw: Any) -> ModelSpec:
+
+def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], default_dataset: str) -> ModelSpec:
     from genlab.models import MODEL_TYPES  # the registry; imported late to keep config light
 
     prefix = f"models.{name}"
@@ -213,6 +317,15 @@ def _model_spec(name: str, raw: Any) -> ModelSpec:
     fields.update(cls.hparam_fields)
     values = check_section(prefix, raw, fields)
     common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS}
+    common["dataset"] = common["dataset"] or default_dataset
+    if common["dataset"] not in datasets:
+        raise ParamsError(f"{prefix}.dataset: got {common['dataset']!r}; allowed values (the datasets under "
+                          f"`datasets:`): {', '.join(datasets)}")
+    data = datasets[common["dataset"]]
+    reason = cls.check_data(values, data.image_shape, data.num_classes)
+    if reason:
+        shape = "x".join(map(str, data.image_shape))
+        raise ParamsError(f"{prefix}: type {kind} cannot train on dataset {data.name} ({shape}): {reason}")
     return ModelSpec(name=name, hparams=values, **common)
 
 
@@ -221,7 +334,7 @@ def parse_params(raw: Any) -> Params:
 
     if not isinstance(raw, Mapping):
         raise ParamsError(f"params.yaml: expected a mapping at the top level, got {type(raw).__name__}")
-    allowed = {"seed", "data", "train", "sample", "eval", "evaluator", "models"}
+    allowed = {"seed", "data", "datasets", "train", "sample", "eval", "evaluator", "models"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown top-level key; allowed keys: {', '.join(sorted(allowed))}")
@@ -229,6 +342,7 @@ def parse_params(raw: Any) -> Params:
     data = check_section("data", raw.get("data"), DATA_FIELDS)
     if data["dataset"] not in DATASETS:
         raise ParamsError(f"data.dataset: got {data['dataset']!r}; allowed values: {', '.join(sorted(DATASETS))}")
+    datasets = _datasets(raw.get("datasets", {data["dataset"]: {}}), data["dataset"])
     models_raw = raw.get("models")
     if not isinstance(models_raw, Mapping) or not models_raw:
         raise ParamsError("models: expected a mapping of model names to their settings, e.g. `models: {dcgan: {type: dcgan}}`")
@@ -236,7 +350,7 @@ def parse_params(raw: Any) -> Params:
     for name, spec in models_raw.items():
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise ParamsError(f"models.{name}: model names may use letters, digits, '_' and '-' only")
-        models[name] = _model_spec(name, spec)
+        models[name] = _model_spec(name, spec, datasets, data["dataset"])
     return Params(
         seed=seed,
         data=data,
@@ -245,7 +359,21 @@ def parse_params(raw: Any) -> Params:
         eval=check_section("eval", raw.get("eval"), EVAL_FIELDS),
         evaluator=check_section("evaluator", raw.get("evaluator"), EVALUATOR_FIELDS),
         models=models,
+        datasets=datasets,
     )
+
+
+def _datasets(raw: Any, default: str) -> dict[str, DatasetConfig]:
+    """`datasets:` (dataset name -> its download/pack settings); data.dataset must be one of them."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise ParamsError(f"datasets: got {raw!r}; expected a mapping of dataset names to their settings, "
+                          f"e.g. `datasets: {{{default}: {{download: {{}}, pack: {{}}}}}}`")
+    datasets = {str(name): _dataset_config(str(name), entry) for name, entry in raw.items()}
+    if default not in datasets:
+        raise ParamsError(f"data.dataset: got {default!r}, which is not listed under `datasets:` "
+                          f"({', '.join(datasets)}); add `{default}: {{download: {{}}, pack: {{}}}}` there "
+                          f"or pick a listed one")
+    return datasets
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -24,6 +24,7 @@ from genlab.data.hdf5 import read_info, read_split
 from genlab.io import write_bytes_atomic
 
 CLASSIFIER_EXTRACTOR = "genlab-classifier"
+PENULTIMATE_DIM = 128
 FEATURE_PENULTIMATE = "penultimate"
 FEATURE_LOGITS = "logits_unbiased"
 
@@ -40,10 +41,10 @@ class SmallCNN(nn.Module):
         self.trunk = nn.Sequential(
             nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * (side // 4) ** 2, 128), nn.ReLU(True),
+            nn.Flatten(), nn.Linear(64 * (side // 4) ** 2, PENULTIMATE_DIM), nn.ReLU(True),
         )
         self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(128, num_classes)
+        self.head = nn.Linear(PENULTIMATE_DIM, num_classes)
 
     def forward(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         penultimate = self.trunk(x_uint8.float() / 255.0)
@@ -71,8 +72,11 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> t
 
 
 def train_classifier(data_path: Path, out_path: Path, *, epochs: int, batch_size: int, lr: float, seed: int,
-                     device: torch.device, limit: int | None = None) -> dict:
-    """Train on the train split; return {test_accuracy, ...}; save weights and shape atomically."""
+                     device: torch.device, limit: int | None = None, min_accuracy: float = 0.0) -> dict:
+    """Train on the train split; return {test_accuracy, trusted, ...}; save weights and shape atomically.
+
+    `trusted` is test accuracy >= `min_accuracy`: below it, the classifier view of every model
+    on this dataset says its values are not to be trusted (e.g. CIFAR-10 on a short CPU budget)."""
     torch.manual_seed(seed)
     info = read_info(data_path)
     x_np, y_np = read_split(data_path, "train", limit=limit)
@@ -99,17 +103,33 @@ def train_classifier(data_path: Path, out_path: Path, *, epochs: int, batch_size
     xt, yt = read_split(data_path, "test")
     _, logits = predict(model.cpu(), torch.from_numpy(xt))
     accuracy = float((logits.argmax(1).numpy() == yt).mean())
-    blob = {"state_dict": model.state_dict(), "channels": info["channels"], "side": info["height"],
-            "num_classes": len(info["class_names"]), "class_names": info["class_names"], "test_accuracy": accuracy}
+    trusted = accuracy >= min_accuracy
+    reason = None if trusted else (f"the dataset classifier reached only {accuracy:.3f} test accuracy "
+                                   f"(evaluator.min_accuracy: {min_accuracy}); its view is not to be trusted. "
+                                   f"Raise evaluator.epochs")
+    _save_blob(out_path, {"state_dict": model.state_dict(), "channels": info["channels"], "side": info["height"],
+                          "num_classes": len(info["class_names"]), "class_names": info["class_names"],
+                          "test_accuracy": accuracy, "trusted": trusted, "reason": reason})
+    return {"test_accuracy": accuracy, "trusted": trusted, "min_accuracy": min_accuracy, "reason": reason,
+            "epochs": epochs, "train_images": int(len(x)), "test_images": int(len(xt))}
+
+
+def save_no_classifier(out_path: Path, reason: str) -> None:
+    """The evaluator's output for a dataset without labels: no weights, and why."""
+    _save_blob(out_path, {"state_dict": None, "reason": reason})
+
+
+def _save_blob(path: Path, blob: dict) -> None:
     buffer = io.BytesIO()
     torch.save(blob, buffer)
-    write_bytes_atomic(out_path, buffer.getvalue())
-    return {"test_accuracy": accuracy, "epochs": epochs, "train_images": int(len(x)), "test_images": int(len(xt))}
+    write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_classifier(path: Path) -> tuple[SmallCNN, dict]:
+def load_classifier(path: Path) -> tuple[SmallCNN | None, dict]:
+    """(classifier or None when the dataset has none, its metadata: accuracy, trusted, reason)."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
-    return _build(blob), {k: v for k, v in blob.items() if k != "state_dict"}
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    return (None if blob["state_dict"] is None else _build(blob)), meta
 
 
 class ClassifierExtractor(FeatureExtractorBase):
@@ -120,7 +140,9 @@ class ClassifierExtractor(FeatureExtractorBase):
         super().__init__(name, features_list)
         if not feature_extractor_weights_path:
             raise ValueError(f"{name}: pass feature_extractor_weights_path (the evaluator stage's output)")
-        self.model, _ = load_classifier(Path(feature_extractor_weights_path))
+        self.model, meta = load_classifier(Path(feature_extractor_weights_path))
+        if self.model is None:
+            raise ValueError(f"{name}: {feature_extractor_weights_path} holds no classifier: {meta['reason']}")
         self.requires_grad_(False)
 
     @staticmethod
@@ -152,9 +174,15 @@ if CLASSIFIER_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
 
 def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_path: Path,
                     real_penultimate: np.ndarray, seed: int) -> dict:
-    """Classifier-IS, classifier-FID, class histogram and (with labels) conditional accuracy."""
+    """Classifier-IS, classifier-FID, class histogram and (with labels) conditional accuracy.
+
+    Each is null with the reason when the dataset has no classifier (no labels); when its test
+    accuracy is below evaluator.min_accuracy, the values are kept but flagged `trusted: false`."""
     from genlab.metrics.fid import compute_fid_kid
 
+    model, meta = load_classifier(classifier_path)
+    if model is None:
+        return _null_view(meta["reason"])
     extractor = ClassifierExtractor(CLASSIFIER_EXTRACTOR, [FEATURE_PENULTIMATE, FEATURE_LOGITS],
                                     feature_extractor_weights_path=str(classifier_path))
     feats, logits = predict(extractor, torch.from_numpy(np.ascontiguousarray(samples)))
@@ -165,7 +193,10 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
     isc = isc_features_to_metric(logits, splits=min(10, n), rng_seed=seed)
     fid = compute_fid_kid(feats.numpy(), real_penultimate, kid_subset_size=min(1000, n, len(real_penultimate)),
                           seed=seed)
-    protocol = {"extractor": CLASSIFIER_EXTRACTOR, "n_fake": n, "n_real": int(len(real_penultimate))}
+    protocol = {"extractor": CLASSIFIER_EXTRACTOR, "n_fake": n, "n_real": int(len(real_penultimate)),
+                "classifier_accuracy": meta["test_accuracy"], "trusted": meta.get("trusted", True)}
+    if meta.get("reason"):
+        protocol["reason"] = meta["reason"]
     record = {
         "classifier_is": {"mean": isc["inception_score_mean"], "std": isc["inception_score_std"],
                           "splits": min(10, n), **protocol},
@@ -175,5 +206,12 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
         "conditional_accuracy": {"value": None, "reason": "unconditional model: samples have no labels"},
     }
     if labels is not None:
-        record["conditional_accuracy"] = {"value": float((predicted.numpy() == labels).mean()), "n": n}
+        record["conditional_accuracy"] = {"value": float((predicted.numpy() == labels).mean()), "n": n,
+                                          "trusted": protocol["trusted"]}
     return record
+
+
+def _null_view(reason: str) -> dict:
+    return {"classifier_is": {"mean": None, "reason": reason}, "classifier_fid": {"value": None, "reason": reason},
+            "class_histogram": {"counts": None, "classes_covered": None, "reason": reason},
+            "conditional_accuracy": {"value": None, "reason": reason}}

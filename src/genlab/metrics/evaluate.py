@@ -1,6 +1,7 @@
 """The evaluate stages: real-data features cached once per protocol, and one metrics file per model."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,39 +37,54 @@ def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any
     return protocol
 
 
-def evaluator_paths(dataset: str) -> tuple[Path, Path]:
-    """Where the evaluator stage puts the dataset's classifier and its test-split features."""
-    return Path("data/evaluator") / f"{dataset}.pt", Path("data/features") / f"{dataset}-test-classifier.h5"
+@dataclass(frozen=True)
+class EvaluatorFiles:
+    """What the evaluator stage wrote for a dataset: its classifier and that classifier's test features."""
+
+    classifier: Path
+    features: Path
 
 
-def train_evaluator(data_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
-    """Train the dataset classifier and cache its penultimate features of the whole test split."""
+def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cfg: Mapping[str, Any],
+                    seed: int) -> dict:
+    """Train the dataset classifier and cache its penultimate features of the whole test split.
+
+    An unlabelled dataset (faces) has no classifier: both files still exist, saying why, so every
+    model's evaluate stage records a null classifier view with that reason."""
     import torch
 
-    from genlab.metrics.classifier import CLASSIFIER_EXTRACTOR, load_classifier, predict, train_classifier
+    from genlab.metrics.classifier import (CLASSIFIER_EXTRACTOR, PENULTIMATE_DIM, load_classifier, predict,
+                                           save_no_classifier, train_classifier)
 
     info = read_info(data_path)
-    weights, features = evaluator_paths(info["dataset"])
-    record = train_classifier(data_path, weights, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+    protocol = {"extractor": CLASSIFIER_EXTRACTOR, "precision": "fp32", "dataset": info["dataset"],
+                "split": REAL_SPLIT}
+    if not info["labelled"]:
+        reason = (f"dataset {info['dataset']} has no class labels, so no classifier is trained; "
+                  f"classifier-IS/FID, class coverage and conditional accuracy are null")
+        save_no_classifier(weights_path, reason)
+        save_features(features_path, np.zeros((0, PENULTIMATE_DIM), np.float32), {**protocol, "N": 0, "reason": reason})
+        return {"dataset": info["dataset"], "test_accuracy": None, "trusted": False, "reason": reason}
+    record = train_classifier(data_path, weights_path, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                               lr=cfg["lr"], seed=seed, device=resolve_device("auto"),
-                              limit=cfg["train_limit"])
-    model, _ = load_classifier(weights)
+                              limit=cfg["train_limit"], min_accuracy=cfg["min_accuracy"])
+    model, _ = load_classifier(weights_path)
     images, _ = read_split(data_path, REAL_SPLIT)
     feats, _ = predict(model, torch.from_numpy(images))
-    save_features(features, feats.numpy(), {"extractor": CLASSIFIER_EXTRACTOR, "precision": "fp32",
-                                            "N": int(len(feats)), "dataset": info["dataset"], "split": REAL_SPLIT})
+    save_features(features_path, feats.numpy(), {**protocol, "N": int(len(feats))})
     return {"dataset": info["dataset"], **record}
 
 
-def evaluate_reference(data_path: Path, n: int, real_features_path: Path, cfg: Mapping[str, Any], seed: int) -> dict:
+def evaluate_reference(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
+                       cfg: Mapping[str, Any], seed: int) -> dict:
     """Real against real: the first n *train* images, with their true labels, scored like a model's
     samples against the test split. The floor a model is read against (same N, same protocol)."""
     images, labels = read_split(data_path, "train", limit=n)
-    return evaluate_samples(images, labels, real_features_path, cfg, seed)
+    return evaluate_samples(images, labels, real_features_path, evaluator, cfg, seed)
 
 
 def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_features_path: Path,
-                     cfg: Mapping[str, Any], seed: int) -> dict:
+                     evaluator: EvaluatorFiles, cfg: Mapping[str, Any], seed: int) -> dict:
     """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
     real, real_protocol = load_features(real_features_path)
     device, precision, runtime = eval_settings(cfg)
@@ -89,12 +105,11 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
         "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",
     }
     kid_n = min(cfg["kid_subset_size"], len(fake), len(real))
-    classifier_path, classifier_features = evaluator_paths(real_protocol["dataset"])
     from genlab.metrics.classifier import classifier_view
 
-    real_penultimate, _ = load_features(classifier_features)
+    real_penultimate, _ = load_features(evaluator.features)
     return {
-        **classifier_view(samples, labels, classifier_path, real_penultimate, seed),
+        **classifier_view(samples, labels, evaluator.classifier, real_penultimate, seed),
         "fid": {"value": values["fid"], **protocol},
         "kid": {"mean": values["kid_mean"], "std": values["kid_std"], "subset_size": kid_n, **protocol},
         "precision_recall": {**compute_precision_recall(fake, real), **protocol},
@@ -109,10 +124,9 @@ def mlflow_metrics(record: Mapping[str, Any]) -> dict[str, float]:
            f"kid_std_n{n}": record["kid"]["std"], "fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"],
            "classifier_is": record["classifier_is"]["mean"], "classifier_fid": record["classifier_fid"]["value"],
            "classes_covered": record["class_histogram"]["classes_covered"],
-           "precision": record["precision_recall"]["precision"], "recall": record["precision_recall"]["recall"]}
-    if record["conditional_accuracy"]["value"] is not None:
-        out["conditional_accuracy"] = record["conditional_accuracy"]["value"]
-    return out
+           "precision": record["precision_recall"]["precision"], "recall": record["precision_recall"]["recall"],
+           "conditional_accuracy": record["conditional_accuracy"]["value"]}
+    return {key: value for key, value in out.items() if value is not None}  # null: see the metrics file's reason
 
 
 def write_metrics(path: Path, record: Mapping[str, Any]) -> None:

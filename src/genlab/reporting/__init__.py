@@ -1,4 +1,4 @@
-"""Reports over all models: the leaderboard (CSV, Markdown, HTML) with grids and curves."""
-from genlab.reporting.leaderboard import leaderboard_frame, write_report
+"""Reports over all models: the leaderboard (CSV, Markdown, HTML) with grids and curves, per dataset."""
+from genlab.reporting.leaderboard import ModelEntry, leaderboard_frame, reference_metrics_name, write_report
 
-__all__ = ["leaderboard_frame", "write_report"]
+__all__ = ["ModelEntry", "leaderboard_frame", "reference_metrics_name", "write_report"]

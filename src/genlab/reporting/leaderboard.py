@@ -1,8 +1,8 @@
-"""The leaderboard: one row per model with its metrics and MLflow run, its grid and its curves.
+"""The leaderboard: one section per dataset, each with its models and its real-data reference row.
 
-Writes `leaderboard.csv` (pandas), `leaderboard.md` and `index.html` plus one curves PNG per
-model. A model whose metrics file is missing still gets a row, with the reason, so a failed
-model is visible rather than silently absent.
+Writes `leaderboard.csv` (pandas, a `dataset` column), `leaderboard.md` and `index.html` plus one
+curves PNG per model. A model whose metrics file is missing still gets a row, with the reason, so
+a failed model is visible rather than silently absent. Numbers are compared within a dataset only.
 """
 from __future__ import annotations
 
@@ -11,22 +11,37 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import pandas as pd
 
 from genlab.io import atomic_path, write_bytes_atomic
 
-COLUMNS = ["model", "type", "fid", "kid_mean", "kid_std", "precision", "recall", "classifier_fid", "classifier_is",
+COLUMNS = ["dataset", "model", "type", "fid", "kid_mean", "kid_std", "precision", "recall", "classifier_fid", "classifier_is",
            "classes_covered", "conditional_accuracy", "n_fake", "n_real", "extractor", "compute_precision",
            "run_id", "status"]
 
 
-def _metric_row(name: str, model_type: str, metrics_dir: Path, models_dir: Path) -> dict:
-    row = {"model": name, "type": model_type}
-    run_file = models_dir / name / "mlflow_run.json"
-    row["run_id"] = json.loads(run_file.read_text())["run_id"] if run_file.exists() else None
-    path = metrics_dir / f"{name}.json"
+REFERENCE = "reference"
+
+
+class ModelEntry(NamedTuple):
+    name: str
+    type: str
+    dataset: str
+
+
+def reference_metrics_name(dataset: str) -> str:
+    """The reference stage's metrics file of a dataset (metrics/reference-<dataset>.json)."""
+    return f"{REFERENCE}-{dataset}"
+
+
+def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path) -> dict:
+    row = {"dataset": entry.dataset, "model": entry.name, "type": entry.type}
+    is_reference = entry.type == "real data"
+    run_file = models_dir / entry.name / "mlflow_run.json"
+    row["run_id"] = json.loads(run_file.read_text())["run_id"] if run_file.exists() and not is_reference else None
+    path = metrics_dir / f"{reference_metrics_name(entry.dataset) if is_reference else entry.name}.json"
     if not path.exists():
         row["status"] = f"no metrics: {path} is missing (training or evaluation did not finish)"
         return row
@@ -44,14 +59,19 @@ def _metric_row(name: str, model_type: str, metrics_dir: Path, models_dir: Path)
     return row
 
 
-def leaderboard_frame(models: Iterable[tuple[str, str]], metrics_dir: Path, models_dir: Path) -> pd.DataFrame:
-    """Rows sorted by FID (best first); models without metrics last."""
-    rows = [_metric_row(name, kind, metrics_dir, models_dir) for name, kind in models]
+def leaderboard_frame(models: Iterable[ModelEntry], datasets: Iterable[str], metrics_dir: Path,
+                      models_dir: Path) -> pd.DataFrame:
+    """Datasets in the given order; within each, its reference row and models sorted by FID (best
+    first), models without metrics last."""
+    datasets = list(datasets)
+    entries = [ModelEntry(REFERENCE, "real data", d) for d in datasets] + list(models)
+    rows = [_metric_row(entry, metrics_dir, models_dir) for entry in entries]
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"run_id": object})
     frame["run_id"] = frame["run_id"].where(frame["run_id"].notna(), None)
+    frame["_dataset"] = frame["dataset"].map({d: i for i, d in enumerate(datasets)})
     frame["_missing"] = frame["fid"].isna()
-    frame = frame.sort_values(["_missing", "fid", "model"], kind="stable").drop(columns="_missing")
-    return frame.reset_index(drop=True)
+    frame = frame.sort_values(["_dataset", "_missing", "fid", "model"], kind="stable")
+    return frame.drop(columns=["_dataset", "_missing"]).reset_index(drop=True)
 
 
 def plot_curves(csv_path: Path, out_path: Path, title: str) -> bool:
@@ -93,15 +113,19 @@ def to_markdown(frame: pd.DataFrame) -> str:
     head = ("| rank | model | type | FID | KID (mean ± std) | precision | recall | clf-FID | clf-IS | classes | "
             "cond. acc. | N fake / real | run id | status |\n")
     head += "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|\n"
-    lines = []
-    for rank, row in enumerate(frame.itertuples(index=False), 1):
-        kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
-        n = "—" if pd.isna(row.n_fake) else f"{int(row.n_fake)} / {int(row.n_real)}"
-        classes = "—" if pd.isna(row.classes_covered) else str(int(row.classes_covered))
-        lines.append(f"| {rank} | {row.model} | {row.type} | {_fmt(row.fid, 2)} | {kid} | {_fmt(row.precision, 2)} | "
-                     f"{_fmt(row.recall, 2)} | {_fmt(row.classifier_fid, 1)} | {_fmt(row.classifier_is, 2)} | "
-                     f"{classes} | {_fmt(row.conditional_accuracy, 2)} | {n} | {row.run_id or '—'} | {row.status} |")
-    return head + "\n".join(lines) + "\n"
+    sections = []
+    for dataset, group in frame.groupby("dataset", sort=False):
+        lines = []
+        for rank, row in enumerate(group.itertuples(index=False), 1):
+            kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
+            n = "—" if pd.isna(row.n_fake) else f"{int(row.n_fake)} / {int(row.n_real)}"
+            classes = "—" if pd.isna(row.classes_covered) else str(int(row.classes_covered))
+            lines.append(f"| {rank} | {row.model} | {row.type} | {_fmt(row.fid, 2)} | {kid} | "
+                         f"{_fmt(row.precision, 2)} | {_fmt(row.recall, 2)} | {_fmt(row.classifier_fid, 1)} | "
+                         f"{_fmt(row.classifier_is, 2)} | {classes} | {_fmt(row.conditional_accuracy, 2)} | {n} | "
+                         f"{row.run_id or '—'} | {row.status} |")
+        sections.append(f"## {dataset}\n\n" + head + "\n".join(lines) + "\n")
+    return "\n".join(sections)
 
 
 def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: dict[str, Path]) -> str:
@@ -109,39 +133,44 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
         return html.escape(os.path.relpath(path, report_dir))
 
     rows = []
-    for row in frame.itertuples(index=False):
-        grid = samples_dir / f"{row.model}.png"
-        grid_tag = f'<img src="{rel(grid)}" width="280">' if grid.exists() else "no samples"
-        curve = curves.get(row.model)
-        curve_tag = f'<img src="{rel(curve)}" width="520">' if curve else "no curves"
-        kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
-        rows.append(
-            f"<tr><td><b>{html.escape(row.model)}</b><br>{html.escape(str(row.type))}</td>"
+    for dataset, group in frame.groupby("dataset", sort=False):
+        rows.append(f"<tr><th colspan='9' style='text-align:left'><h2>{html.escape(str(dataset))}</h2></th></tr>")
+        rows.extend(_html_row(row, rel, samples_dir, curves) for row in group.itertuples(index=False))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>genlab leaderboard</title>"
+            "<style>body{font-family:sans-serif}td,th{border-bottom:1px solid #ddd;padding:6px;"
+            "vertical-align:top}table{border-collapse:collapse}</style></head><body>"
+            "<h1>genlab leaderboard</h1><p>One section per dataset, sorted by FID (lower is better). FID depends "
+            "on the dataset and on N: compare only rows of one section with the same N, and read each against "
+            "its section's reference row (real train images).</p><table><tr><th>model</th><th>FID</th><th>KID</th>"
+            "<th>precision / recall</th><th>classifier FID / IS</th>"
+            "<th>N</th><th>MLflow run</th><th>samples</th><th>curves</th></tr>"
+            + "".join(rows) + "</table></body></html>\n")
+
+
+def _html_row(row, rel, samples_dir: Path, curves: dict[str, Path]) -> str:
+    grid = samples_dir / f"{row.model}.png"
+    grid_tag = f'<img src="{rel(grid)}" width="280">' if grid.exists() and row.type != "real data" else "—"
+    curve = curves.get(row.model)
+    curve_tag = f'<img src="{rel(curve)}" width="520">' if curve else "—"
+    kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
+    return (f"<tr><td><b>{html.escape(row.model)}</b><br>{html.escape(str(row.type))}</td>"
             f"<td>{_fmt(row.fid, 2)}</td><td>{kid}</td>"
             f"<td>{_fmt(row.precision, 2)} / {_fmt(row.recall, 2)}</td>"
             f"<td>{_fmt(row.classifier_fid, 1)} / {_fmt(row.classifier_is, 2)}</td>"
             f"<td>{'—' if pd.isna(row.n_fake) else int(row.n_fake)}</td>"
             f"<td><code>{html.escape(str(row.run_id or '—'))}</code><br>{html.escape(row.status)}</td>"
             f"<td>{grid_tag}</td><td>{curve_tag}</td></tr>")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>genlab leaderboard</title>"
-            "<style>body{font-family:sans-serif}td,th{border-bottom:1px solid #ddd;padding:6px;"
-            "vertical-align:top}table{border-collapse:collapse}</style></head><body>"
-            "<h1>genlab leaderboard</h1><p>Sorted by FID (lower is better). FID depends on N: "
-            "compare only rows with the same N.</p><table><tr><th>model</th><th>FID</th><th>KID</th>"
-            "<th>precision / recall</th><th>classifier FID / IS</th>"
-            "<th>N</th><th>MLflow run</th><th>samples</th><th>curves</th></tr>"
-            + "".join(rows) + "</table></body></html>\n")
 
 
-def write_report(models: Iterable[tuple[str, str]], *, metrics_dir: Path, models_dir: Path, plots_dir: Path,
-                 samples_dir: Path, report_dir: Path) -> pd.DataFrame:
+def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metrics_dir: Path, models_dir: Path,
+                 plots_dir: Path, samples_dir: Path, report_dir: Path) -> pd.DataFrame:
     models = list(models)
-    frame = leaderboard_frame(models, metrics_dir, models_dir)
+    frame = leaderboard_frame(models, datasets, metrics_dir, models_dir)
     curves = {}
-    for name, _ in models:
-        out = report_dir / "curves" / f"{name}.png"
-        if plot_curves(plots_dir / f"{name}.csv", out, name):
-            curves[name] = out
+    for entry in models:
+        out = report_dir / "curves" / f"{entry.name}.png"
+        if plot_curves(plots_dir / f"{entry.name}.csv", out, entry.name):
+            curves[entry.name] = out
     with atomic_path(report_dir / "leaderboard.csv") as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
     write_bytes_atomic(report_dir / "leaderboard.md", to_markdown(frame).encode())

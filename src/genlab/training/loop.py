@@ -1,12 +1,15 @@
 """The training loop, one for every model: data on the device, batches sliced, pluggable steps.
 
-The training split is loaded once from HDF5 as a uint8 tensor on the training device; each
-batch is an index into it (no DataLoader, no per-sample Python or PIL work). A checkpoint is
+The training split is loaded once from HDF5 as a uint8 tensor on the training device when it
+fits `data.memory_budget_mb`, and streams from the file in shuffled blocks otherwise; either way
+the batches are the same for the same seed (genlab.training.data), with no DataLoader and no
+per-sample Python or PIL work. A checkpoint is
 written atomically at the end of every epoch; a run that was interrupted resumes from it, in
 the same MLflow run, and ends with the same bytes as one that was not.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -22,12 +25,13 @@ import torch
 from tqdm import tqdm
 
 from genlab.config import Params, flatten
-from genlab.data.hdf5 import read_info, read_split
+from genlab.data.hdf5 import read_info
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
 from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
+from genlab.training.data import open_train_data
 from genlab.training.device import autocast, resolve_device, resolve_precision
 
 CHECKPOINT = "checkpoint.pt"
@@ -63,7 +67,8 @@ def file_md5(path: Path) -> str:
 def fingerprint(params: Params, model_name: str, data_hash: str) -> str:
     """What a checkpoint must match to be resumed: the model's spec, seed, data and train options."""
     spec = params.models[model_name].flat()
-    keys = {"spec": spec, "seed": params.seed, "data": dict(params.data), "data_hash": data_hash,
+    data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
+    keys = {"spec": spec, "seed": params.seed, "data": data, "data_hash": data_hash,
             "train": {k: params.train[k] for k in ("device", "precision")}}
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -89,7 +94,7 @@ def _fixed_grid_inputs(model: GenerativeModel, n: int, seed: int) -> tuple[torch
     """The latent vectors (and labels) shown in every epoch's grid, drawn once from their own seed."""
     gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     z = torch.randn(n, model.hp.get("latent_dim", 1), generator=gen)
-    labels = balanced_labels(n, model.num_classes)
+    labels = balanced_labels(n, model.num_classes) if model.conditional else None
     return z, labels
 
 
@@ -98,12 +103,13 @@ def _grid_nrow(model: GenerativeModel, n: int) -> int:
 
 
 @torch.no_grad()
-def epoch_grid(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor):
+def epoch_grid(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor | None):
     was_training = model.training
     model.eval()
-    images = model.generate(model.noise_to_latent(z.to(model.device)), labels.to(model.device))
+    images = model.generate(model.noise_to_latent(z.to(model.device)),
+                            None if labels is None else labels.to(model.device))
     model.train(was_training)
-    if model.conditional:  # one row per class, as in the sample stage's grid
+    if labels is not None:  # conditional: one row per class, as in the sample stage's grid
         per_row = images.size(0) // model.num_classes
         images = rows_per_class(images, labels.to(images.device), model.num_classes, per_row)
         return grid_array(to_uint8(images).cpu(), nrow=per_row)
@@ -119,16 +125,16 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     info = read_info(data_path)
 
     seed_everything(params.seed)
-    images_np, labels_np = read_split(data_path, "train", limit=params.data["train_limit"])
-    images = torch.from_numpy(images_np).to(device)
-    labels = torch.from_numpy(labels_np).to(device)
-    n_images = images.size(0)
+    data = open_train_data(data_path, limit=params.data["train_limit"], device=device,
+                           memory_budget_bytes=params.data["memory_budget_mb"] << 20,
+                           shuffle_buffer=params.data["shuffle_buffer"])
+    n_images = data.n
     batch = min(spec.batch_size, n_images)
     steps_per_epoch = n_images // batch  # the last partial batch is dropped: BatchNorm needs full batches
     if spec.steps_per_epoch:  # shorter epochs: the first batches of each epoch's fresh permutation
         steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch)
 
-    model = build_model(spec, images.shape[1:], len(info["class_names"])).to(device)
+    model = build_model(spec, data.image_shape, len(info["class_names"])).to(device)
     optimizers = model.configure_optimizers()
     shuffle = torch.Generator(device="cpu").manual_seed(params.seed)
     grid_z, grid_labels = _fixed_grid_inputs(model, params.train["grid_size"], params.seed)
@@ -159,6 +165,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
         flat_params = {**flatten({"model": spec.flat()}), **flatten({"data": params.data}),
                        **flatten({"train": params.train}), "seed": params.seed,
                        "train.resolved_device": device.type, "train.resolved_precision": precision,
+                       "data.loader": "in_memory" if data.in_memory else "streaming",
                        "model.parameters": sum(p.numel() for p in model.parameters())}
         run = TrainingRun.create(
             experiment=info["dataset"], run_name=model_name, params=flat_params, run_dir=out_dir,
@@ -177,21 +184,21 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     try:
         with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True) as bar:
             for epoch in range(start_epoch, spec.epochs):
-                order = torch.randperm(n_images, generator=shuffle).to(device)
-                for i in range(steps_per_epoch):
-                    idx = order[i * batch:(i + 1) * batch]
-                    x = model.to_input(images[idx])
-                    with autocast(device, precision):
-                        out = model.training_step(x, labels[idx], optimizers, step)
-                    window.append(torch.stack([out[k].float() for k in names]))
-                    step += 1
-                    images_seen += batch
-                    if len(window) == log_every or step == total:
-                        _flush(window, names, step, history, run, model_name)
-                        window = []
-                        rate = images_seen / (time.perf_counter() - t0)
-                        bar.set_postfix({"img/s": f"{rate:.0f}", **{k: f"{history[-1][k]:.3f}" for k in names[:4]}})
-                    bar.update(1)
+                # closing() stops a streaming loader's prefetch thread however the epoch ends
+                with contextlib.closing(data.batches(data.epoch_order(shuffle), batch, steps_per_epoch)) as batches:
+                    for images, labels in batches:
+                        x = model.to_input(images)
+                        with autocast(device, precision):
+                            out = model.training_step(x, labels, optimizers, step)
+                        window.append(torch.stack([out[k].float() for k in names]))
+                        step += 1
+                        images_seen += batch
+                        if len(window) == log_every or step == total:
+                            _flush(window, names, step, history, run, model_name)
+                            window = []
+                            rate = images_seen / (time.perf_counter() - t0)
+                            bar.set_postfix({"img/s": f"{rate:.0f}", **{k: f"{history[-1][k]:.3f}" for k in names[:4]}})
+                        bar.update(1)
                 if window:
                     _flush(window, names, step, history, run, model_name)
                     window = []
@@ -206,9 +213,9 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                 }, ckpt_path)
         elapsed = time.perf_counter() - t0  # the loop alone: after_training (e.g. the AE's prior fit) excluded
         model.eval()
-        model.after_training(images, labels)
+        model.after_training(data)
         save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
-                           "image_shape": tuple(images.shape[1:]), "num_classes": model.num_classes,
+                           "image_shape": tuple(data.image_shape), "num_classes": model.num_classes,
                            "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
         write_history_csv(plots_path, history, names)
         rate = images_seen / elapsed if elapsed > 0 else 0.0
