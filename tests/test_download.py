@@ -194,6 +194,16 @@ def test_env_mirror_directory_with_gz_comes_first(tiny, server, tmp_path, monkey
     assert str(mirror / "train-images-idx3-ubyte.gz") in capsys.readouterr().err
 
 
+def test_env_mirror_with_one_folder_per_dataset_takes_the_datasets_own(tiny, tmp_path, monkeypatch):
+    """A team mirror of several datasets whose files share names (MNIST, Fashion-MNIST)."""
+    impostor = {name: data[::-1] for name, data in tiny.items()}  # same names, other bytes
+    write_dir(tmp_path / "mirror", impostor, gz=True)
+    write_dir(tmp_path / "mirror" / "tiny", tiny, gz=True)
+    monkeypatch.setenv(ENV_MIRROR, str(tmp_path / "mirror"))
+    download_dataset("tiny", tmp_path / "raw", local_dirs=[], mirrors=[])
+    assert_stored(tmp_path / "raw", tiny)
+
+
 def test_env_mirror_url(tiny, server, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_MIRROR, publish(server, "good", tiny))
     download_dataset("tiny", tmp_path / "raw", backoff=0)

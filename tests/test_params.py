@@ -344,3 +344,19 @@ def test_every_unconditional_type_accepts_rgb_faces_at_64():
     for kind, cls in MODEL_TYPES.items():
         if not cls.conditional and kind != "sgan":
             parse_params(with_datasets({"lfw": {}}, {"m": {"type": kind}}, dataset="lfw"))
+
+
+def test_download_stage_names_the_known_datasets_for_an_unknown_one(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "pipeline" / "download.py"), "lfw2", "data/raw/lfw2"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: unknown dataset 'lfw2'; registered datasets: "
+                                     "celeba, cifar10, fashion-mnist, lfw, mnist")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_stage_with_the_wrong_arguments_says_what_dvc_yaml_should_pass(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "pipeline" / "pack.py"), "lfw"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "expected 3 arguments (<dataset> <raw_dir> <out.h5>), got 1: lfw" in result.stderr

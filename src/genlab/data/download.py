@@ -196,9 +196,12 @@ def _parse_checksum(key: str, value: object) -> tuple[str, str]:
 
 def _locations(dataset: DatasetSource, source: str | None, mirrors: Sequence[str] | None,
                local_dirs: Sequence[str] | None) -> list[str]:
-    """Directories and base URLs in the order they are tried (each once)."""
+    """Directories and base URLs in the order they are tried (each once). $GENLAB_DATA_MIRROR may
+    hold several datasets, one folder each (`<mirror>/mnist/`, ...), or one dataset's files directly:
+    MNIST's and Fashion-MNIST's files share their names, so a team mirror needs the folders."""
     env = os.environ.get(ENV_MIRROR, "").strip()
-    ordered = [source or "", env,
+    shared = [f"{env.rstrip('/')}/{dataset.name}", env] if env else []
+    ordered = [source or "", *shared,
                *(dataset.local_dirs if local_dirs is None else local_dirs),
                *(dataset.mirrors if mirrors is None else mirrors)]
     return list(dict.fromkeys(loc for loc in ordered if loc))
