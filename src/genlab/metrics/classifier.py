@@ -7,7 +7,6 @@ conditional models, the share of samples classified as the label they were gener
 """
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 from tqdm import tqdm
 
 from genlab.data.hdf5 import read_info, read_split
-from genlab.io import write_bytes_atomic
+from genlab.torch_io import load_weights, save_torch_atomic
 
 CLASSIFIER_EXTRACTOR = "genlab-classifier"
 PENULTIMATE_DIM = 128
@@ -120,14 +119,16 @@ def save_no_classifier(out_path: Path, reason: str) -> None:
 
 
 def _save_blob(path: Path, blob: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(blob, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
+    """Plain types only (str class names, floats, bools, None, tensors): loadable as weights_only."""
+    save_torch_atomic(blob, path)
 
 
 def load_classifier(path: Path) -> tuple[SmallCNN | None, dict]:
-    """(classifier or None when the dataset has none, its metadata: accuracy, trusted, reason)."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    """(classifier or None when the dataset has none, its metadata: accuracy, trusted, reason).
+
+    Read as data only (genlab.torch_io): a damaged or foreign file is one line saying to rebuild it."""
+    path = Path(path)
+    blob = load_weights(path, f"re-run `dvc repro evaluator@{path.stem}`", ("state_dict", "reason"))
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     return (None if blob["state_dict"] is None else _build(blob)), meta
 

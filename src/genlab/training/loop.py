@@ -13,9 +13,9 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
 from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
+from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.training.data import open_train_data
 from genlab.training.device import autocast, resolve_device, resolve_precision
@@ -73,21 +74,42 @@ def fingerprint(params: Params, model_name: str, data_hash: str) -> str:
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save_torch_atomic(obj: Any, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+MODEL_KEYS = ("spec", "image_shape", "num_classes", "state_dict")
+CHECKPOINT_KEYS = ("fingerprint", "epoch", "model", "optimizers", "shuffle_rng", "torch_rng", "history")
 
 
 def load_model(model_dir: Path, device: torch.device | str = "cpu") -> GenerativeModel:
-    """Rebuild a trained model from `models/<name>/model.pt` (spec, shapes and weights)."""
+    """Rebuild a trained model from `models/<name>/model.pt` (spec, shapes and weights).
+
+    Read as data only (genlab.torch_io): a damaged or foreign file is one line saying to retrain."""
     from genlab.config import ModelSpec
 
-    blob = torch.load(Path(model_dir) / MODEL_FILE, map_location=device, weights_only=False)
+    model_dir = Path(model_dir)
+    blob = load_weights(model_dir / MODEL_FILE, f"re-run `dvc repro train@{model_dir.name}`",
+                        MODEL_KEYS, map_location=device)
     model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"])
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval()
+
+
+def read_checkpoint(path: Path, model_name: str, device: torch.device) -> dict[str, Any] | None:
+    """The last epoch's checkpoint, or None to train from scratch: none, or an unreadable one.
+
+    A truncated or corrupt checkpoint (a full disk, a bad copy) is only lost progress: training
+    from scratch reproduces the same bytes, so it is reported in one line and never resumed from.
+    One that carries pickled code is refused (UnsafeWeightsFile): something other than genlab
+    wrote it, and the user should look at it before deleting it, not have it silently replaced."""
+    if not path.exists():
+        return None
+    try:
+        return load_weights(path, f"delete it to train models.{model_name} from scratch",
+                            CHECKPOINT_KEYS, map_location=device)
+    except UnsafeWeightsFile:
+        raise
+    except WeightsFileError as err:
+        tqdm.write(f"warning: {err.path}: {err.problem}; not resuming from it, "
+                   f"training models.{model_name} from scratch", file=sys.stderr)
+        return None
 
 
 def _fixed_grid_inputs(model: GenerativeModel, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,9 +166,9 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     ckpt_path = out_dir / CHECKPOINT
     start_epoch, history = 0, []
     run = None
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt.get("fingerprint") == fp and ckpt["epoch"] < spec.epochs:
+    ckpt = read_checkpoint(ckpt_path, model_name, device)
+    if ckpt is not None:
+        if ckpt["fingerprint"] == fp and ckpt["epoch"] < spec.epochs:
             model.load_state_dict(ckpt["model"])
             for name, opt in optimizers.items():
                 opt.load_state_dict(ckpt["optimizers"][name])
