@@ -11,7 +11,7 @@ def main(argv):
     from genlab.data.sources import dataset_source
 
     dataset_source(name)  # an unknown name is one line listing the registered ones, before params are read
-    dataset = load_params().dataset(name)
+    dataset = load_params(models=False).dataset(name)
     download_dataset(name, Path(out_dir), source=dataset.source, checksums=dataset.checksums)
 
 

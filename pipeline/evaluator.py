@@ -9,7 +9,7 @@ from genlab.config import load_params
 def main(argv):
     data, weights, features, metrics = map(Path, positional(argv, "packed.h5", "weights.pt", "features.h5",
                                                              "metrics.json"))
-    params = load_params()
+    params = load_params(models=False)
     from genlab.metrics.evaluate import train_evaluator, write_metrics
 
     record = train_evaluator(data, weights, features, params.evaluator, params.seed)

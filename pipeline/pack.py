@@ -7,7 +7,7 @@ from genlab.config import load_params
 
 def main(argv):
     name, raw_dir, out_path = positional(argv, "dataset", "raw_dir", "out.h5")
-    prep = load_params().dataset(name).preprocessing
+    prep = load_params(models=False).dataset(name).preprocessing
     from genlab.data.hdf5 import pack_dataset
 
     summary = pack_dataset(name, Path(raw_dir), Path(out_path), prep)

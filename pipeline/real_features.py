@@ -7,7 +7,7 @@ from genlab.config import load_params
 
 def main(argv):
     data, out = map(Path, positional(argv, "packed.h5", "out.h5"))
-    params = load_params()
+    params = load_params(models=False)
     from genlab.metrics.evaluate import compute_real_features
 
     print(f"real features: {compute_real_features(data, out, params.eval)}")

@@ -9,7 +9,7 @@ from genlab.config import load_params
 def main(argv):
     data, real, classifier, classifier_features, out = map(Path, positional(
         argv, "packed.h5", "real_features.h5", "classifier.pt", "classifier_features.h5", "metrics.json"))
-    params = load_params()
+    params = load_params(models=False)
     from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference, write_metrics
 
     record = {"model": "reference", **evaluate_reference(

@@ -11,8 +11,9 @@ import pytest
 from httpserver import GDRIVE_FORM_ACTION, GDRIVE_PATH, FileServer
 
 from genlab.config import ParamsError
-from genlab.data import DATASETS, DatasetSource, DownloadError, RemoteFile, download_dataset
 from genlab.data import download as download_module
+from genlab.data.download import DownloadError, download_dataset
+from genlab.data.sources import DATASETS, DatasetSource, RemoteFile
 from genlab.data.download import ENV_MIRROR
 from genlab.data.idx import encode_idx
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genlab.data import DATASETS, DatasetSource, Preprocessing, RawDataError, RemoteFile, pack_dataset, read_info, \
-    read_split
+from genlab.data.formats import RawDataError
+from genlab.data.hdf5 import pack_dataset, read_info, read_split
+from genlab.data.sources import DATASETS, DatasetSource, Preprocessing, RemoteFile
 from genlab.data.idx import encode_idx
 
 SIDE = 6

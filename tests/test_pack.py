@@ -17,9 +17,12 @@ import pytest
 from PIL import Image
 
 import miniatures
-from genlab.data import (DATASETS, PackedDataError, Preprocessing, PreprocessingError, RawDataError,
-                         UnsafeArchiveError, default_preprocessing, open_raw, pack_dataset, read_idx, read_info,
-                         read_split)
+from genlab.data.archives import UnsafeArchiveError
+from genlab.data.formats import RawDataError, open_raw
+from genlab.data.hdf5 import PackedDataError, pack_dataset, read_info, read_split
+from genlab.data.idx import read_idx
+from genlab.data.preprocess import PreprocessingError
+from genlab.data.sources import DATASETS, Preprocessing, default_preprocessing
 from genlab.data.formats import held_out
 from genlab.data.hdf5 import chunk_rows
 from genlab.data.preprocess import prepare

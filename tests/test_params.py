@@ -360,3 +360,17 @@ def test_stage_with_the_wrong_arguments_says_what_dvc_yaml_should_pass(tmp_path)
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "expected 3 arguments (<dataset> <raw_dir> <out.h5>), got 1: lfw" in result.stderr
+
+
+def test_data_side_stages_parse_params_without_the_model_registry():
+    """download/pack/evaluator/real_features/reference read params with models=False: model entries
+    are not validated there, so those stages neither import nor depend on the model code."""
+    raw = with_datasets({"fashion-mnist": {}}, {"m": {"type": "no-such-type"}})
+    assert parse_params(raw, models=False).datasets["fashion-mnist"].image_shape == (1, 28, 28)
+    assert parse_params(raw, models=False).models == {}
+    assert refused(raw).startswith("models.m.type")
+    code = ("import sys; from genlab.config import parse_params; "
+            "parse_params({'models': {'m': {'type': 'dcgan'}}}, models=False); "
+            "print(sorted(m for m in sys.modules if m.startswith('genlab.models')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stderr

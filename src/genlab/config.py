@@ -6,6 +6,7 @@ what is allowed, so a user can fix it without reading the source.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,7 +299,9 @@ class Params:
 
 
 def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], default_dataset: str) -> ModelSpec:
-    from genlab.models import MODEL_TYPES  # the registry; imported late to keep config light
+    # The registry, imported only when model entries are validated: the data-side stages parse
+    # params with models=False and so neither run nor depend on the model code (see dvc.yaml).
+    MODEL_TYPES = importlib.import_module("genlab.models").MODEL_TYPES
 
     prefix = f"models.{name}"
     if not isinstance(raw, Mapping):
@@ -329,7 +332,9 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
     return ModelSpec(name=name, hparams=values, **common)
 
 
-def parse_params(raw: Any) -> Params:
+def parse_params(raw: Any, *, models: bool = True) -> Params:
+    """Validate a whole params mapping. models=False checks the model entries' names only, for the
+    stages that prepare data: they need no model code, so they neither import nor depend on it."""
     from genlab.data.sources import DATASETS
 
     if not isinstance(raw, Mapping):
@@ -346,11 +351,12 @@ def parse_params(raw: Any) -> Params:
     models_raw = raw.get("models")
     if not isinstance(models_raw, Mapping) or not models_raw:
         raise ParamsError("models: expected a mapping of model names to their settings, e.g. `models: {dcgan: {type: dcgan}}`")
-    models = {}
+    entries = {}
     for name, spec in models_raw.items():
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise ParamsError(f"models.{name}: model names may use letters, digits, '_' and '-' only")
-        models[name] = _model_spec(name, spec, datasets, data["dataset"])
+        if models:
+            entries[name] = _model_spec(name, spec, datasets, data["dataset"])
     return Params(
         seed=seed,
         data=data,
@@ -358,7 +364,7 @@ def parse_params(raw: Any) -> Params:
         sample=check_section("sample", raw.get("sample"), SAMPLE_FIELDS),
         eval=check_section("eval", raw.get("eval"), EVAL_FIELDS),
         evaluator=check_section("evaluator", raw.get("evaluator"), EVALUATOR_FIELDS),
-        models=models,
+        models=entries,
         datasets=datasets,
     )
 
@@ -376,7 +382,8 @@ def _datasets(raw: Any, default: str) -> dict[str, DatasetConfig]:
     return datasets
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", *, models: bool = True) -> Params:
+    """Read and validate params.yaml (see parse_params for `models`)."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: not found; run the stage from the repository root")
@@ -385,7 +392,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             raw = yaml.safe_load(f)
         except yaml.YAMLError as err:
             raise ParamsError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(raw)
+    return parse_params(raw, models=models)
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
