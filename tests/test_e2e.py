@@ -74,7 +74,10 @@ def tiny_params(faces_url: str, faces_sha256: str) -> dict:
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    # A cache of the project's own (downloads, the ONNX graph): the faces must come over HTTP, not
+    # from an earlier run's download cache.
+    cache = repo.with_name(f"{repo.name}-genlab-cache")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GENLAB_CACHE": str(cache)}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
