@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands call `python`/`dvc`: make them the venv's.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: install repro test test-fast ui offline-data clean-outputs
+.PHONY: install repro test test-fast ui push pull offline-data clean-outputs
 
 install: $(STAMP)
 
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 
 repro: install
 	$(RUN) dvc repro
+
+# Every output DVC tracks (raw and packed data, features, evaluators, models, samples) to the default
+# remote (.dvc/config; a team's S3/SSH remote when one is set in .dvc/config.local), and back.
+push: install
+	$(RUN) dvc push
+
+pull: install
+	$(RUN) dvc pull
 
 test: install
 	$(RUN) python -m pytest -q

@@ -16,14 +16,16 @@ def main(argv):
     from genlab.sampling.sample import read_samples
     from genlab.tracking import TrainingRun
 
-    images, labels, _ = read_samples(Path(samples))
+    images, labels, info = read_samples(Path(samples))
     evaluator = EvaluatorFiles(Path(classifier), Path(classifier_features))
-    record = {"model": name, **evaluate_samples(images, labels, Path(real), evaluator, params.eval, params.seed)}
+    record = {"model": name, "train_precision": info.get("train_precision", "fp32"),
+              **evaluate_samples(images, labels, Path(real), evaluator, params.eval, params.seed)}
+    write_metrics(Path(out), record)
     run = TrainingRun.from_dir(Path(model_dir))
     run.log_metrics(mlflow_metrics(record), step=0)
-    run.log_dict(record, "metrics.json")
     run.flush()
-    write_metrics(Path(out), record)
+    run.log_artifact(Path(out), "metrics")
+    run.log_lineage(f"evaluate@{name}")
     print(f"{name}: FID {record['fid']['value']:.2f}  KID {record['kid']['mean']:.4f} "
           f"(N={record['fid']['n_fake']} vs {record['fid']['n_real']} real, {record['fid']['extractor']})")
 

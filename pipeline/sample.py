@@ -18,9 +18,12 @@ def main(argv):
     model = load_model(Path(model_dir), resolve_device(params.train["device"]))
     images, labels = generate_samples(model, cfg["num_samples"], cfg["batch_size"], params.seed)
     write_samples(Path(out), images, labels,
-                  {"model": name, "type": model.type_name, "seed": params.seed, "n": len(images)})
+                  {"model": name, "type": model.type_name, "seed": params.seed, "n": len(images),
+                   "train_precision": model.train_precision})
     sample_grid(Path(grid), images, labels, model.num_classes, cfg["grid_size"])
-    TrainingRun.from_dir(Path(model_dir)).log_artifact(Path(grid), "samples")
+    run = TrainingRun.from_dir(Path(model_dir))
+    run.log_artifact(Path(grid), "samples")
+    run.log_lineage(f"sample@{name}")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ def main(argv):
     name, data, out_dir, curves = positional(argv, "model", "packed.h5", "out_dir", "curves.csv")
     params = load_params()
     params.model(name)  # validate before importing torch-heavy code
+    from genlab.tracking import TrainingRun
     from genlab.training.loop import train_model
 
     result = train_model(params, name, Path(data), Path(out_dir), Path(curves))
+    TrainingRun.from_dir(Path(out_dir)).log_lineage(f"train@{name}")
     print(f"{name}: {result.steps} steps, {result.images_per_second:.0f} img/s "
-          f"({result.device}, {result.precision}), MLflow run {result.run_id}")
+          f"({result.device}, {result.precision}), MLflow run {result.run_id or 'not logged (GENLAB_TRACKING=off)'}")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import hashlib
@@ -26,10 +23,8 @@ import yaml
 from genlab.models import MODEL_TYPES
 from httpserver import FileServer
 from miniatures import lfw_archive
-
-REPO = Path(__file__).resolve().parents[1]
-MIRROR = Path("/usr/share/datasets/fashion-mnist")
-BIN = Path(sys.executable).parent
+from projects import MIRROR, make_project, ran_stages
+from projects import dvc as project_dvc
 
 pytestmark = [
     pytest.mark.e2e,
@@ -76,20 +71,7 @@ def tiny_params(faces_url: str, faces_sha256: str) -> dict:
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     # A cache of the project's own (downloads, the ONNX graph): the faces must come over HTTP, not
     # from an earlier run's download cache.
-    cache = repo.with_name(f"{repo.name}-genlab-cache")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GENLAB_CACHE": str(cache)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    return project_dvc(repo, *args, GENLAB_CACHE=str(repo.with_name(f"{repo.name}-genlab-cache")))
 
 
 @pytest.fixture(scope="module")
@@ -102,18 +84,8 @@ def faces_server():
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, faces_server) -> dict:
-    repo = tmp_path_factory.mktemp("project")
-    for item in ("dvc.yaml", ".dvcignore", "pipeline", "src"):
-        src = REPO / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(faces_server["url"], faces_server["sha256"]),
-                                                     sort_keys=False))
-    git(repo, "init", "-q")
-    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
-    dvc(repo, "init", "-q")
+    repo = make_project(tmp_path_factory.mktemp("project") / "repo",
+                        tiny_params(faces_server["url"], faces_server["sha256"]))
     first = dvc(repo, "repro")
     return {"repo": repo, "first": first.stdout + first.stderr}
 
@@ -208,7 +180,7 @@ def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
         assert run.data.metrics["fid"] == pytest.approx(metrics["fid"]["value"])
         artifacts = {a.path for a in client.list_artifacts(run_id)}
-        assert {"samples", "model", "curves", "metrics.json", "images"} <= artifacts, name
+        assert {"samples", "model", "curves", "metrics", "images", "lineage"} <= artifacts, name
         assert [a.path for a in client.list_artifacts(run_id, "samples")] == [f"samples/{name}.png"]
 
 

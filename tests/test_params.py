@@ -229,7 +229,7 @@ def test_section_defaults():
                            "shuffle_buffer": 65536}
     assert list(params.datasets) == ["fashion-mnist"]  # no `datasets:`: the one data.dataset names
     assert params.datasets["fashion-mnist"].preprocessing.side == 28
-    assert params.train["device"] == "auto" and params.train["precision"] == "auto"
+    assert params.train["device"] == "auto" and params.train["precision"] == "fp32"
 
 
 def test_load_params_reads_yaml_and_reports_missing_file(tmp_path):

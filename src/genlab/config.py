@@ -137,8 +137,9 @@ DATA_FIELDS = {
 }
 TRAIN_FIELDS = {
     "device": Field(str, "auto", choices=DEVICES),
-    "precision": Field(str, "auto", choices=PRECISIONS,
-                       help="auto: bf16 autocast where the hardware has fast bf16 (CUDA, AMX/AVX512-BF16 CPUs), else fp32"),
+    "precision": Field(str, "fp32", choices=PRECISIONS,
+                       help="fp32 (IEEE, TF32 off) | bf16 (autocast) | auto: bf16 where the hardware has fast bf16 "
+                            "(CUDA, AMX/AVX512-BF16 CPUs), else fp32 (a different experiment on different machines)"),
     "log_every": Field(int, 20, positive=True, help="steps between logged metric points"),
     "grid_size": Field(int, 64, positive=True, help="images in the per-epoch sample grid"),
 }
@@ -150,7 +151,8 @@ SAMPLE_FIELDS = {
 EVAL_FIELDS = {
     "num_real": Field(int, 2000, positive=True, help="real test images for the cached statistics"),
     "batch_size": Field(int, 50, positive=True),
-    "precision": Field(str, "auto", choices=PRECISIONS),
+    "precision": Field(str, "fp32", choices=PRECISIONS,
+                       help="Inception features: fp32 is the standard protocol; bf16 is a labelled quick look"),
     "device": Field(str, "auto", choices=DEVICES),
     "kid_subset_size": Field(int, 1000, positive=True),
     "runtime": Field(str, "auto", choices=("auto", "torch", "onnxruntime"),

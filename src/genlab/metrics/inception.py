@@ -12,7 +12,6 @@ weights' hash and the torch version): on a 2-core AVX2 CPU it is ~2x faster than
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -26,7 +25,7 @@ from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from genlab.io import atomic_path, cache_dir
-from genlab.training.device import resolve_device
+from genlab.training.device import autocast, resolve_device
 
 INCEPTION_EXTRACTOR = "inception-v3-tf-fidhelper"
 FEATURE_2048 = "2048"
@@ -184,11 +183,8 @@ class InceptionV3TFFidHelper(FeatureExtractorBase):
         if self.net is None:
             return (self._onnx(x),)
         x = x.contiguous(memory_format=torch.channels_last)
-        if self.precision == "bf16":
-            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16)
-        else:
-            autocast = contextlib.nullcontext()
-        with autocast:
+        # fp32 is IEEE fp32 (TF32 off on CUDA), the standard protocol; bf16 is opt-in and labelled
+        with autocast(self.device, self.precision):
             features = self.net(x)
         return (features.to(torch.float32),)
 

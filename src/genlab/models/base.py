@@ -53,6 +53,8 @@ class GenerativeModel(nn.Module):
     hparam_fields: ClassVar[Mapping[str, Field]] = {}
     #: Models that take a class label in `generate`.
     conditional: ClassVar[bool] = False
+    #: The precision it was trained in (set when loaded from a model file; labelled in the leaderboard).
+    train_precision: str = "fp32"
     #: Names of the per-step metrics `training_step` returns (logged to MLflow).
     metric_names: ClassVar[tuple[str, ...]] = ()
     #: Whether inputs are scaled to [-1, 1] (tanh generators) or [0, 1] (sigmoid decoders).

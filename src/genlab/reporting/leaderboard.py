@@ -18,7 +18,7 @@ import pandas as pd
 from genlab.io import atomic_path, write_bytes_atomic
 
 COLUMNS = ["dataset", "model", "type", "fid", "kid_mean", "kid_std", "precision", "recall", "classifier_fid", "classifier_is",
-           "classes_covered", "conditional_accuracy", "n_fake", "n_real", "extractor", "compute_precision",
+           "classes_covered", "conditional_accuracy", "n_fake", "n_real", "extractor", "compute_precision", "train_precision",
            "run_id", "status"]
 
 
@@ -55,7 +55,8 @@ def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path) -> dict:
                classes_covered=record.get("class_histogram", {}).get("classes_covered"),
                conditional_accuracy=record.get("conditional_accuracy", {}).get("value"),
                n_fake=fid.get("n_fake"), n_real=fid.get("n_real"), extractor=fid.get("extractor"),
-               compute_precision=fid.get("compute_dtype"), status="ok")
+               compute_precision=fid.get("compute_dtype"), train_precision=record.get("train_precision"),
+               status="ok")
     return row
 
 
@@ -109,6 +110,16 @@ def _fmt(value, digits=3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _precision_label(row) -> str:
+    """fp32 (IEEE) training and Inception features are the standard protocol; anything else is named."""
+    labels = []
+    if isinstance(row.train_precision, str) and row.train_precision != "fp32":
+        labels.append(f"{row.train_precision} training")
+    if isinstance(row.compute_precision, str) and row.compute_precision != "fp32":
+        labels.append(f"{row.compute_precision} features")
+    return f" ({', '.join(labels)})" if labels else ""
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     head = ("| rank | model | type | FID | KID (mean ± std) | precision | recall | clf-FID | clf-IS | classes | "
             "cond. acc. | N fake / real | run id | status |\n")
@@ -120,7 +131,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
             kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
             n = "—" if pd.isna(row.n_fake) else f"{int(row.n_fake)} / {int(row.n_real)}"
             classes = "—" if pd.isna(row.classes_covered) else str(int(row.classes_covered))
-            lines.append(f"| {rank} | {row.model} | {row.type} | {_fmt(row.fid, 2)} | {kid} | "
+            lines.append(f"| {rank} | {row.model} | {row.type}{_precision_label(row)} | {_fmt(row.fid, 2)} | {kid} | "
                          f"{_fmt(row.precision, 2)} | {_fmt(row.recall, 2)} | {_fmt(row.classifier_fid, 1)} | "
                          f"{_fmt(row.classifier_is, 2)} | {classes} | {_fmt(row.conditional_accuracy, 2)} | {n} | "
                          f"{row.run_id or '—'} | {row.status} |")
@@ -153,7 +164,7 @@ def _html_row(row, rel, samples_dir: Path, curves: dict[str, Path]) -> str:
     curve = curves.get(row.model)
     curve_tag = f'<img src="{rel(curve)}" width="520">' if curve else "—"
     kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
-    return (f"<tr><td><b>{html.escape(row.model)}</b><br>{html.escape(str(row.type))}</td>"
+    return (f"<tr><td><b>{html.escape(row.model)}</b><br>{html.escape(str(row.type) + _precision_label(row))}</td>"
             f"<td>{_fmt(row.fid, 2)}</td><td>{kid}</td>"
             f"<td>{_fmt(row.precision, 2)} / {_fmt(row.recall, 2)}</td>"
             f"<td>{_fmt(row.classifier_fid, 1)} / {_fmt(row.classifier_is, 2)}</td>"

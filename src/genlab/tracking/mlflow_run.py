@@ -3,13 +3,13 @@
 The default store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`,
 anchored at the repository root (DVC_ROOT for stages), never the current directory, so that
 `dvc exp run --temp` (which runs in .dvc/tmp/exps/...) logs to the same store. Setting
-MLFLOW_TRACKING_URI (e.g. a team's `mlflow server`) overrides both.
+MLFLOW_TRACKING_URI (e.g. a team's `mlflow server`) overrides both. GENLAB_TRACKING=off makes the
+stages write their DVC outputs and log nothing (how `genlab audit` rebuilds a run without touching it).
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -56,34 +56,37 @@ def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
         return cl.get_experiment_by_name(name).experiment_id
 
 
-def _git(*args: str, cwd: Path) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+def tracking_enabled() -> bool:
+    return os.environ.get("GENLAB_TRACKING", "on").lower() not in ("off", "0", "false", "no")
 
 
 def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, str]:
+    """Tags set when a run is created: where the code came from and what it ran on."""
+    from genlab.tracking.lineage import locked_outputs, cpu_info, environment, git_state
+
     tags = {"genlab.stage": stage}
-    commit = _git("rev-parse", "HEAD", cwd=root)
-    if commit:
-        tags["git.commit"] = commit
-        tags["mlflow.source.git.commit"] = commit
-        # dvc.lock is rewritten by `dvc repro` itself while stages run: not a source of difference.
-        changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock", cwd=root)
-        tags["git.dirty"] = str(bool(changes))
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
+    git = git_state(root, locked_outputs(root))
+    if git["commit"]:
+        tags["git.commit"] = git["commit"]
+        tags["mlflow.source.git.commit"] = git["commit"]
+        tags["git.dirty"] = str(bool(git["dirty_paths"]))
+    for env_key, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.exp_baseline")):
+        if os.environ.get(env_key):
+            tags[tag] = os.environ[env_key]
     if data_hash:
         tags["data.hash"] = data_hash
+    env = environment()
+    tags.update({"env.python": env["python"], "env.torch": env["torch"], "env.cpu": cpu_info()["model"],
+                 "env.cpu_flags": " ".join(cpu_info().get("flags", [])),
+                 "env.cuda": ", ".join(env["cuda"].get("devices", [])) or "none"})
     return tags
 
 
 class TrainingRun:
     """One MLflow run, identified by the run id saved in the model's output directory."""
 
-    def __init__(self, cl: MlflowClient, run_id: str):
-        self.client = cl
+    def __init__(self, cl: MlflowClient | None, run_id: str | None):
+        self.client = cl  # None: tracking is off (GENLAB_TRACKING=off), every log call does nothing
         self.run_id = run_id
         self._pending: list[Metric] = []
 
@@ -91,6 +94,8 @@ class TrainingRun:
     @classmethod
     def create(cls, *, experiment: str, run_name: str, params: Mapping[str, Any],
                tags: Mapping[str, str], run_dir: Path) -> "TrainingRun":
+        if not tracking_enabled():
+            return cls(None, None)
         root = repo_root()
         cl = client(root)
         run = cl.create_run(experiment_id(cl, experiment, root), run_name=run_name, tags=dict(tags))
@@ -105,6 +110,8 @@ class TrainingRun:
     @classmethod
     def from_dir(cls, run_dir: Path) -> "TrainingRun":
         path = Path(run_dir) / RUN_FILE
+        if not tracking_enabled():
+            return cls(None, None)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no MLflow run id; run the train stage for this model first")
         info = json.loads(path.read_text())
@@ -113,33 +120,57 @@ class TrainingRun:
     # -- logging -------------------------------------------------------------------------
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         """Queue metrics; they reach the store on flush() (one call per ~1000 values)."""
+        if self.client is None:
+            return
         ts = int(time.time() * 1000)
         self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items())
         if len(self._pending) >= _MAX_BATCH:
             self.flush()
 
     def flush(self) -> None:
+        if self.client is None:
+            return
         while self._pending:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             self.client.log_batch(self.run_id, metrics=batch)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.client is None:
+            return
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_image(self, image, key: str, step: int | None = None) -> None:
         """A step-indexed image: the MLflow UI shows how it evolves across steps."""
+        if self.client is None:
+            return
         self.client.log_image(self.run_id, image, key=key, step=step or 0)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.client is None:
+            return
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_dict(self, obj: Mapping[str, Any], name: str) -> None:
+        if self.client is None:
+            return
         self.client.log_dict(self.run_id, dict(obj), name)
 
     def terminate(self, ok: bool = True) -> None:
+        if self.client is None:
+            return
         self.flush()
         self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
 
     def reopen(self) -> None:
+        if self.client is None:
+            return
         self.client.update_run(self.run_id, status="RUNNING")
 
+    def log_lineage(self, stage: str) -> None:
+        """The stage's dvc.lock entry, git state and environment (genlab.tracking.lineage), as
+        `lineage/<stage>.json`: call it after the stage wrote all its outputs."""
+        if self.client is None:
+            return
+        from genlab.tracking.lineage import stage_lineage
+
+        self.log_dict(stage_lineage(stage, repo_root()), f"lineage/{stage}.json")

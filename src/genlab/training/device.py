@@ -1,7 +1,10 @@
-"""Device and precision choice: CUDA when present, bf16 autocast only where it is fast.
+"""Device and precision choice: CUDA when present; fp32 unless params ask for something else.
 
-bf16 autocast is ~3x faster than fp32 on CPUs with AMX or AVX512-BF16, but on AVX2-only
-CPUs PyTorch emulates it and it is ~50x *slower*, so `auto` checks the hardware.
+`fp32` is IEEE fp32 on every device: on CUDA, cuDNN convolutions default to TF32 (10-bit mantissa)
+in PyTorch, so `autocast(..., "fp32")` turns TF32 off for its duration. `bf16` is autocast to
+bfloat16. `auto` picks bf16 where the hardware makes it fast (CUDA, CPUs with AMX or AVX512-BF16;
+on AVX2-only CPUs PyTorch emulates bf16 and it is many times slower): a different experiment on
+different hardware, so it is opt-in and the resolved precision is recorded with every run and metric.
 """
 from __future__ import annotations
 
@@ -34,4 +37,18 @@ def resolve_precision(name: str, device: torch.device) -> str:
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return ieee_fp32()
+
+
+@contextlib.contextmanager
+def ieee_fp32():
+    """fp32 matmuls and convolutions in full IEEE fp32 (no TF32 on CUDA), restored afterwards."""
+    backends = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    saved = [b.fp32_precision for b in backends]
+    try:
+        for b in backends:
+            b.fp32_precision = "ieee"
+        yield
+    finally:
+        for b, value in zip(backends, saved):
+            b.fp32_precision = value

@@ -89,6 +89,7 @@ def load_model(model_dir: Path, device: torch.device | str = "cpu") -> Generativ
                         MODEL_KEYS, map_location=device)
     model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"])
     model.load_state_dict(blob["state_dict"])
+    model.train_precision = blob.get("precision", "fp32")  # what it was trained in (labelled downstream)
     return model.to(device).eval()
 
 
@@ -238,7 +239,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
         model.after_training(data)
         save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
                            "image_shape": tuple(data.image_shape), "num_classes": model.num_classes,
-                           "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
+                           "precision": precision, "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
         write_history_csv(plots_path, history, names)
         rate = images_seen / elapsed if elapsed > 0 else 0.0
         run.log_metrics({"train_images_per_second": rate}, step=step)

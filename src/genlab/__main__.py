@@ -1,0 +1,66 @@
+"""The `genlab` command (also `python -m genlab`): tools around the pipeline that `dvc repro` runs."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from genlab.audit import DEFAULT_TOLERANCE, audit, render
+    from genlab.io import cache_dir
+
+    json_path = args.json
+    if json_path is None:  # never inside the repository: a stray file there would make the tree dirty
+        json_path = cache_dir() / "audits" / f"{args.run}.json"
+    result = audit(args.run, Path(args.repo), rev=args.rev, rebuild=not args.no_rebuild, retrain=args.retrain,
+                   tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE,
+                   json_path=json_path, tag=not args.no_tag, log=lambda m: print(m, file=sys.stderr))
+    print(render(result))
+    print(f"report: {json_path}")
+    return result.exit_code
+
+
+def _env(args: argparse.Namespace) -> int:
+    from genlab.tracking.lineage import environment
+
+    print(json.dumps(environment(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    audit = sub.add_parser(
+        "audit", help="rebuild a model's MLflow run from its commit and check every recorded number",
+        description="Find the commit whose dvc.lock records the run, check it out in a clean git worktree with "
+                    "its outputs from the DVC cache or remote, check that the run's artifacts and metrics are "
+                    "the bytes DVC tracks, re-run sample and evaluate there and compare. Exit 0: pass, "
+                    "1: a mismatch, 2: the run cannot be audited (the report says why).")
+    audit.add_argument("run", help="an MLflow run id, or a model name (its latest run)")
+    audit.add_argument("--repo", default=".", help="the project's git repository (default: the current directory)")
+    audit.add_argument("--rev", help="audit the results at this commit instead of the newest one recording the run")
+    audit.add_argument("--retrain", action="store_true",
+                       help="re-train too and compare the model's bytes (bit-exact only on the same kind of CPU)")
+    audit.add_argument("--no-rebuild", action="store_true",
+                       help="check lineage, outputs and artifacts only (seconds); re-run nothing")
+    audit.add_argument("--tolerance", type=float,
+                       help="relative tolerance for metrics rebuilt in another environment (default 0.01)")
+    audit.add_argument("--json", type=Path, help="where to write the report (default: ~/.cache/genlab/audits/RUN.json)")
+    audit.add_argument("--no-tag", action="store_true", help="do not tag the MLflow run with the verdict")
+    audit.set_defaults(func=_audit)
+
+    env = sub.add_parser("env", help="print the environment that runs record (Python, torch, CUDA, CPU, packages)")
+    env.set_defaults(func=_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""`genlab audit RUN`: rebuild a model's MLflow run from the commit that records it, and compare.
+
+Order of the checks (each a row of the report, see genlab.audit.checks):
+1. lineage: the run's recorded dvc.lock entries for train/sample/evaluate@<model> equal the entries of
+   the commit found for it (genlab.audit.locate), field by field;
+2. the commit's files are what dvc.lock says (`dvc status` in a clean worktree of it, after its
+   outputs came from the DVC cache or a remote): a commit whose code differs from the code that ran,
+   or an output edited by hand, fails here;
+3. the run's MLflow artifacts (model, sample grid, metrics file) are the bytes DVC tracks, and its
+   logged metrics are the committed metrics file's numbers;
+4. sample and evaluate re-run in the worktree from the recorded model (unless --no-rebuild): the
+   samples must be the same bytes and each metric the same number where the environment (CPU kind,
+   torch, threads; device, precision and Inception runtime) matches the run's, within --tolerance
+   otherwise;
+5. with --retrain, train too: the model's bytes must match on the same kind of CPU; on another kind,
+   training is not bit-exact and the metrics are compared within the tolerance.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genlab.audit.checks import (INCONCLUSIVE, INFO, MATCH, MISMATCH, WITHIN, Report, compare_number,
+                                 entry_differences, format_table, sha256, short, status_problems)
+from genlab.audit.locate import CannotAudit, RunLineage, find_commit, git, lock_at, read_lineage, resolve_run
+from genlab.audit.worktree import Worktree
+
+EXIT_PASS, EXIT_MISMATCH, EXIT_CANNOT = 0, 1, 2
+DEFAULT_TOLERANCE = 0.01
+
+
+@dataclass
+class AuditResult:
+    verdict: str            # pass | fail | cannot-audit
+    report: Report
+    summary: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": EXIT_PASS, "fail": EXIT_MISMATCH}.get(self.verdict, EXIT_CANNOT)
+
+
+def audit(ref: str, root: Path, *, rev: str | None = None, rebuild: bool = True, retrain: bool = False,
+          tolerance: float = DEFAULT_TOLERANCE, json_path: Path | None = None, tag: bool = True,
+          log=print) -> AuditResult:
+    from genlab.tracking import client as tracking_client
+    from genlab.tracking.mlflow_run import tracking_uri
+
+    t0 = time.perf_counter()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    root = Path(git(root, "rev-parse", "--show-toplevel").strip())
+    client = tracking_client(root)
+    report = Report()
+    summary: dict[str, Any] = {"run": ref, "repo": str(root), "tracking_uri": tracking_uri(root),
+                               "tolerance": tolerance, "retrain": retrain, "rebuild": rebuild,
+                               "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    run = None
+    try:
+        run = resolve_run(client, ref)
+        lineage = read_lineage(client, run)
+        summary.update(run_id=lineage.run_id, model=lineage.model, experiment=lineage.experiment)
+        commit, how = find_commit(root, lineage, rev)
+        summary.update(commit=commit, found_in=how)
+        log(f"auditing run {lineage.run_id} ({lineage.model}) at commit {commit[:12]} ({how})")
+        _lineage_rows(report, lineage, commit, how, lock_at(root, commit))
+        with Worktree(root, commit) as tree:
+            _workspace_rows(report, lineage, tree, log)
+            _artifact_rows(report, lineage, client, tree)
+            if rebuild or retrain:
+                _rebuild_rows(report, lineage, tree, tolerance, retrain, log)
+        verdict = "fail" if report.mismatches else "pass"
+    except CannotAudit as err:
+        report.add("auditable", "—", "—", "cannot audit", str(err))
+        verdict = "cannot-audit"
+    summary.update(verdict=verdict, counts=report.counts(), seconds=round(time.perf_counter() - t0, 1))
+    result = AuditResult(verdict, report, summary)
+    payload = {**summary, "environment": _environment(), "checks": [c.as_dict() for c in report.checks]}
+    if json_path is not None:
+        from genlab.io import write_json_atomic
+
+        write_json_atomic(json_path, payload)
+    if tag and run is not None:
+        _tag_run(client, run.info.run_id, payload)
+    return result
+
+
+def _environment() -> dict[str, Any]:
+    from genlab.tracking.lineage import environment
+
+    return environment()
+
+
+# --------------------------------------------------------------------------- 1. lineage
+def _lineage_rows(report: Report, lineage: RunLineage, commit: str, how: str, lock: dict[str, Any]) -> None:
+    train = lineage.stage("train")
+    dirty = train["git"]["dirty_paths"]
+    report.add("code commit of the run", lineage.tags.get("git.commit", "—"), commit, INFO,
+               f"uncommitted at run time: {', '.join(dirty)}" if dirty else "")
+    report.add("audited commit", how, commit, INFO)
+    for stage, record in sorted(lineage.stages.items()):
+        differs = record.get("code", {}).get("differs_from_repo", [])
+        if differs:
+            report.add(f"code that ran {stage}", record["code"]["package"], "the repo's src/genlab", MISMATCH,
+                       f"these modules were not the repository's files that dvc.lock hashes: {', '.join(differs)}")
+    for kind in ("train", "sample", "evaluate"):
+        stage = f"{kind}@{lineage.model}"
+        recorded = lineage.stages[stage]["dvc_lock"]
+        locked = lock.get(stage)
+        if locked is None:
+            report.add(f"dvc.lock {stage}", "recorded", "absent", MISMATCH, f"the commit's dvc.lock has no {stage}")
+            continue
+        diffs = entry_differences(recorded, locked)
+        report.add(f"dvc.lock {stage}", _entry_digest(recorded), _entry_digest(locked),
+                   MISMATCH if diffs else MATCH, "\n".join(diffs))
+
+
+def _entry_digest(entry: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- 2. the commit's files
+def _fetch_targets(lineage: RunLineage, lock: dict[str, Any]) -> list[str]:
+    """The model's three stages and every stage that outputs one of their deps (data, features).
+
+    Stage names, not paths: `dvc checkout` given a mix of both has been seen to check out nothing."""
+    producer = {out["path"]: stage for stage, entry in lock.items() for out in entry.get("outs", [])}
+    targets = [f"{k}@{lineage.model}" for k in ("train", "sample", "evaluate") if f"{k}@{lineage.model}" in lock]
+    for stage in list(targets):
+        for dep in lock[stage].get("deps", []):
+            if producer.get(dep["path"]) and producer[dep["path"]] not in targets:
+                targets.append(producer[dep["path"]])
+    return targets
+
+
+def _workspace_rows(report: Report, lineage: RunLineage, tree: Worktree, log) -> None:
+    targets = _fetch_targets(lineage, tree.lock())
+    log(f"fetching the outputs of {', '.join(targets)} from the DVC cache or remote")
+    tree.fetch(targets)
+    problems = status_problems(tree.status(targets[:3]))
+    report.add("commit's files = its dvc.lock", "dvc.lock", "files", MISMATCH if problems else MATCH,
+               "\n".join(problems) + ("\n(changed deps: the commit's code or data is not what ran; modified "
+                                      "outs: an output differs from what DVC recorded)" if problems else ""))
+
+
+# --------------------------------------------------------------------------- 3. MLflow vs DVC
+def _stage_files(lineage: RunLineage, kind: str) -> dict[str, str]:
+    """basename -> repo path of every file a stage output (directory outputs expanded)."""
+    out = {}
+    for item in lineage.stage(kind)["out_files"]:
+        if "files" in item:
+            for f in item["files"]:
+                out[Path(f["relpath"]).name] = f"{item['path']}/{f['relpath']}"
+        else:
+            out[Path(item["path"]).name] = item["path"]
+    return out
+
+
+def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) -> None:
+    from genlab.metrics.evaluate import mlflow_metrics
+
+    wanted = (("model", "train"), ("samples", "sample"), ("metrics", "evaluate"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder, kind in wanted:
+            files = _stage_files(lineage, kind)
+            artifacts = [a for a in client.list_artifacts(lineage.run_id, folder) if not a.is_dir]
+            if not artifacts:
+                report.add(f"MLflow {folder}/", "absent", "—", MISMATCH, f"the run has no artifacts under {folder}/")
+            for artifact in artifacts:
+                name = Path(artifact.path).name
+                if name not in files:
+                    report.add(f"MLflow {artifact.path}", "logged", "—", MISMATCH,
+                               f"no output of {kind}@{lineage.model} is named {name}")
+                    continue
+                local = client.download_artifacts(lineage.run_id, artifact.path, tmp)
+                mine, theirs = sha256(Path(local)), sha256(tree.path / files[name])
+                report.add(f"MLflow {artifact.path} = {files[name]}", mine, theirs, MATCH if mine == theirs else MISMATCH,
+                           "" if mine == theirs else "the run's artifact is not the file DVC tracks")
+    metrics_path = tree.path / _stage_files(lineage, "evaluate")[f"{lineage.model}.json"] \
+        if f"{lineage.model}.json" in _stage_files(lineage, "evaluate") else None
+    if metrics_path is None or not metrics_path.exists():
+        report.add("metrics file", "—", "absent", MISMATCH, "the evaluate stage's metrics file is missing")
+        return
+    committed = mlflow_metrics(json.loads(metrics_path.read_text()))
+    diffs = [f"{k}: MLflow {short(lineage.metrics.get(k))}, file {short(v)}" for k, v in sorted(committed.items())
+             if lineage.metrics.get(k) != v]
+    report.add("MLflow metrics = metrics file", f"{len(committed)} values", "", MISMATCH if diffs else MATCH,
+               "\n".join(diffs))
+
+
+# --------------------------------------------------------------------------- 4/5. rebuild
+def _same_kind(lineage: RunLineage, kind: str) -> tuple[bool, str]:
+    from genlab.tracking.lineage import compute_kind, environment
+
+    then, now = compute_kind(lineage.stage(kind)["environment"]), compute_kind(environment())
+    diffs = [f"{k}: run {then.get(k)!r}, here {now.get(k)!r}" for k in then if then.get(k) != now.get(k)]
+    return not diffs, "; ".join(diffs)
+
+
+def _out_md5(entry: dict[str, Any], path: str) -> str | None:
+    return next((o.get("md5") for o in entry.get("outs", []) if o["path"] == path), None)
+
+
+def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance: float, retrain: bool, log) -> None:
+    from genlab.metrics.evaluate import mlflow_metrics
+
+    model = lineage.model
+    files = _stage_files(lineage, "evaluate")
+    metrics_rel = files.get(f"{model}.json")
+    committed = json.loads((tree.path / metrics_rel).read_text()) if metrics_rel else {}
+    exact_train, why_train = _same_kind(lineage, "train")
+    exact_sample, why_sample = _same_kind(lineage, "sample")
+    exact_eval, why_eval = _same_kind(lineage, "evaluate")
+    stages = [f"sample@{model}", f"evaluate@{model}"]
+    if retrain:
+        checkpoint = tree.path / _stage_files(lineage, "train").get("checkpoint.pt", "")
+        if checkpoint.is_file():
+            checkpoint.unlink()  # train from scratch, not resume
+        stages.insert(0, f"train@{model}")
+    log(f"re-running {', '.join(stages)} in the worktree (GENLAB_TRACKING=off)")
+    t0 = time.perf_counter()
+    for stage in stages:
+        tree.repro(stage)
+    rebuilt_lock = tree.lock()
+    log(f"rebuilt in {time.perf_counter() - t0:.0f} s")
+
+    if retrain:
+        train_files = _stage_files(lineage, "train")
+        recorded_md5 = next((f["md5"] for item in lineage.stage("train")["out_files"] for f in item.get("files", [])
+                             if f["relpath"] == "model.pt"), None)
+        from genlab.training.loop import file_md5
+
+        rebuilt_md5 = file_md5(tree.path / train_files["model.pt"])
+        if recorded_md5 == rebuilt_md5:
+            report.add(f"retrained {train_files['model.pt']} (md5)", recorded_md5, rebuilt_md5, MATCH)
+        elif exact_train:
+            report.add(f"retrained {train_files['model.pt']} (md5)", recorded_md5, rebuilt_md5, MISMATCH,
+                       "retraining on the same kind of CPU gave other bytes")
+        else:
+            report.add(f"retrained {train_files['model.pt']} (md5)", recorded_md5, rebuilt_md5, INCONCLUSIVE,
+                       f"training is bit-exact only on the same kind of CPU: {why_train}")
+
+    exact_samples = exact_sample and (exact_train or not retrain)
+    for kind, exact, why in (("sample", exact_samples, why_sample), ("evaluate", exact_eval and exact_samples, why_eval)):
+        stage = f"{kind}@{model}"
+        recorded = lineage.stage(kind)["dvc_lock"]
+        for out in recorded.get("outs", []):
+            mine, theirs = out.get("md5"), _out_md5(rebuilt_lock.get(stage, {}), out["path"])
+            if mine == theirs:
+                report.add(f"rebuilt {out['path']}", mine, theirs, MATCH)
+            elif kind == "evaluate" or not exact:
+                # metrics files differ whenever a number does; the numbers are compared one by one below
+                report.add(f"rebuilt {out['path']}", mine, theirs, INFO,
+                           "bytes differ; see the metric rows" if exact else f"environment differs: {why}")
+            else:
+                report.add(f"rebuilt {out['path']}", mine, theirs, MISMATCH,
+                           "re-running the stage from the recorded model gave other bytes in the same environment")
+    rebuilt = json.loads((tree.path / metrics_rel).read_text()) if metrics_rel else {}
+    exact = exact_eval and exact_samples and _same_protocol(committed, rebuilt)
+    rebuilt_values, committed_values = mlflow_metrics(rebuilt), mlflow_metrics(committed)
+    for key in sorted(set(committed_values) | set(rebuilt_values)):
+        recorded = lineage.metrics.get(key, committed_values.get(key))
+        verdict, detail = compare_number(committed_values.get(key), rebuilt_values.get(key), exact, tolerance)
+        if verdict == MATCH and recorded != committed_values.get(key):
+            verdict, detail = MISMATCH, f"MLflow holds {recorded}, the metrics file {committed_values.get(key)}"
+        if verdict == MISMATCH and retrain and not exact_train:
+            verdict, detail = INCONCLUSIVE, f"{detail}; retrained on another kind of CPU ({why_train})"
+        report.add(f"metric {key}", committed_values.get(key), rebuilt_values.get(key), verdict, detail)
+
+
+def _same_protocol(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("extractor", "compute_dtype", "runtime", "n_fake", "n_real", "weights_sha256")
+    return all(a.get("fid", {}).get(k) == b.get("fid", {}).get(k) for k in keys)
+
+
+# --------------------------------------------------------------------------- tags
+def _tag_run(client, run_id: str, payload: dict[str, Any]) -> None:
+    from mlflow.entities import RunTag
+
+    stamp = payload["started"].replace(":", "").replace("-", "")
+    tags = {"genlab.audit.verdict": payload["verdict"], "genlab.audit.date": payload["started"],
+            "genlab.audit.commit": payload.get("commit", "—"),
+            "genlab.audit.counts": ", ".join(f"{v} {k}" for k, v in sorted(payload["counts"].items()))}
+    try:
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        client.log_dict(run_id, payload, f"audits/audit-{stamp}.json")
+    except Exception as err:  # a read-only store must not hide the verdict
+        print(f"warning: could not tag run {run_id} with the audit's verdict: {err}", file=sys.stderr)
+
+
+def render(result: AuditResult) -> str:
+    s = result.summary
+    head = f"audit of run {s.get('run_id', s['run'])}" + (f" ({s['model']})" if s.get("model") else "")
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(s["counts"].items()))
+    return (f"{head}\n{format_table(result.report)}\n\nverdict: {result.verdict.upper()} ({counts}) "
+            f"in {s['seconds']:.0f} s")
+
+
+__all__ = ["AuditResult", "CannotAudit", "EXIT_CANNOT", "EXIT_MISMATCH", "EXIT_PASS", "audit", "render",
+           "INCONCLUSIVE", "MATCH", "MISMATCH", "WITHIN"]

@@ -1,0 +1,149 @@
+"""Find what an audit starts from: the MLflow run, its recorded lineage, and the commit that holds it.
+
+A run records, for each of its stages, the dvc.lock entry DVC wrote for it (genlab.tracking.lineage).
+The results of a `dvc repro` are committed after the run, so the run's own `git.commit` is the code's
+parent commit, not the one that holds its dvc.lock; and a `dvc exp run` keeps its results in an
+experiment ref (refs/exps/...), tagged today with its baseline commit and a dirty tree. So the commit
+to audit is found by content: the newest commit (HEAD first, then its history, then other refs)
+whose dvc.lock has the run's train entry with the same deps and params (the same experiment). Its outputs and everything else are then compared, so a
+later commit that swapped an output is what gets audited, and fails.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genlab.errors import GenlabError
+
+STAGE_KINDS = ("train", "sample", "evaluate")
+
+
+class CannotAudit(GenlabError):
+    """The run cannot be audited (no lineage, no commit, data nowhere): says why and what to do."""
+
+
+@dataclass
+class RunLineage:
+    run_id: str
+    model: str
+    experiment: str
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    artifact_uri: str
+    stages: dict[str, dict[str, Any]]   # "train@gan" -> lineage record
+
+    def stage(self, kind: str) -> dict[str, Any]:
+        return self.stages[f"{kind}@{self.model}"]
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise CannotAudit(f"git {' '.join(args)} failed in {root}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def resolve_run(client, ref: str):
+    """An MLflow run id, or a model name (the latest run of that model in any experiment)."""
+    if re.fullmatch(r"[0-9a-f]{32}", ref):
+        return client.get_run(ref)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string=f"tags.`genlab.model` = '{ref}'",
+                              order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+    if not runs:
+        raise CannotAudit(f"no MLflow run of a model named {ref!r} in {client.tracking_uri} "
+                          f"(give a run id, or a key of params.yaml's models that has been trained)")
+    return runs[0]
+
+
+def read_lineage(client, run) -> RunLineage:
+    tags = dict(run.data.tags)
+    model = tags.get("genlab.model")
+    if not model:
+        raise CannotAudit(f"run {run.info.run_id} was not made by a genlab train stage (no genlab.model tag)")
+    stages = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in STAGE_KINDS:
+            name = f"lineage/{kind}@{model}.json"
+            try:
+                path = client.download_artifacts(run.info.run_id, name, tmp)
+            except Exception:  # MLflow raises various types for a missing artifact
+                raise CannotAudit(
+                    f"run {run.info.run_id} ({model}) has no {name}: it was made before genlab recorded lineage, "
+                    f"or its {kind} stage never ran; re-run `dvc repro {kind}@{model}` and commit dvc.lock") from None
+            stages[f"{kind}@{model}"] = json.loads(Path(path).read_text())
+    experiment = client.get_experiment(run.info.experiment_id).name
+    return RunLineage(run.info.run_id, model, experiment, tags, dict(run.data.metrics), run.info.artifact_uri, stages)
+
+
+def lock_at(root: Path, commit: str) -> dict[str, Any]:
+    text = git(root, "show", f"{commit}:dvc.lock", check=False)
+    try:
+        return (yaml.safe_load(text) or {}).get("stages") or {}
+    except yaml.YAMLError:
+        return {}
+
+
+def _inputs(entry: dict[str, Any]) -> tuple:
+    return (entry.get("cmd"), json.dumps(entry.get("deps"), sort_keys=True), json.dumps(entry.get("params"), sort_keys=True))
+
+
+def _candidates(root: Path, lineage: RunLineage) -> list[tuple[str, str]]:
+    """(commit, how it is reachable), in the order they are tried."""
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+
+    def add(commits: str, how: str) -> None:
+        for commit in commits.split():
+            if commit not in seen:
+                seen.add(commit)
+                out.append((commit, how))
+
+    exp_name = lineage.tags.get("dvc.exp_name")
+    if exp_name:
+        for line in git(root, "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps").splitlines():
+            sha, ref = line.split(" ", 1)
+            if ref.rsplit("/", 1)[-1] == exp_name:
+                add(sha, f"experiment {exp_name} ({ref})")
+    if git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip():
+        add(git(root, "rev-list", "HEAD"), "HEAD's history")
+    add(git(root, "rev-list", "--all"), "another ref")
+    return out
+
+
+def find_commit(root: Path, lineage: RunLineage, rev: str | None = None) -> tuple[str, str]:
+    """The commit whose dvc.lock records this run's experiment (see the module docstring)."""
+    train = lineage.stage("train")["dvc_lock"]
+    stage = f"train@{lineage.model}"
+    if rev:
+        commit = git(root, "rev-parse", "--verify", f"{rev}^{{commit}}", check=False).strip()
+        if not commit:
+            raise CannotAudit(f"--rev {rev}: no such commit in {root}")
+        if stage not in lock_at(root, commit):
+            raise CannotAudit(f"--rev {rev}: its dvc.lock has no {stage}")
+        return commit, f"--rev {rev}"
+    blobs: dict[str, dict[str, Any]] = {}  # dvc.lock rarely changes: parse each version once
+    for commit, how in _candidates(root, lineage):
+        blob = git(root, "rev-parse", "-q", "--verify", f"{commit}:dvc.lock", check=False).strip()
+        if not blob:
+            continue
+        if blob not in blobs:
+            blobs[blob] = lock_at(root, commit)
+        entry = blobs[blob].get(stage)
+        if entry is not None and _inputs(entry) == _inputs(train):
+            return commit, how
+    code = lineage.tags.get("git.commit", "?")
+    dirty = lineage.stage("train")["git"]["dirty_paths"]
+    why = (f"it was made from uncommitted changes ({', '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}) "
+           if dirty else "")
+    raise CannotAudit(
+        f"no commit in {root} records run {lineage.run_id} ({lineage.model}): no dvc.lock has {stage} with the "
+        f"deps and params it ran with; {why}its code commit is {code[:12]}. Commit dvc.lock (and the code) after "
+        f"`dvc repro`, or audit from a clone that has the commit (`git fetch`, including refs/exps for experiments)")

@@ -1,0 +1,61 @@
+"""Temporary genlab projects for the end-to-end tests: a git repo holding the pipeline and tiny params,
+driven by the real `dvc` of this environment."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MIRROR = Path("/usr/share/datasets/fashion-mnist")
+PROJECT_FILES = ("dvc.yaml", ".dvcignore", "pipeline", "src")
+
+
+def make_project(repo: Path, params: dict) -> Path:
+    """The project's pipeline and code in a new git repo with `params`, committed, `dvc init`-ed."""
+    repo.mkdir(parents=True, exist_ok=True)
+    for item in PROJECT_FILES:
+        src = REPO / item
+        if src.is_dir():
+            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, repo / item)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n")
+    git(repo, "init", "-q")
+    dvc(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline")
+    return repo
+
+
+def env_for(repo: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PYTHONPATH"] = str(repo / "src")  # the project's own code runs, the code dvc.lock hashes
+    env.update(extra)
+    return env
+
+
+def dvc(repo: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env_for(repo, **env), capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, env=env_for(repo), capture_output=True, text=True)
+    assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr}"
+    return proc.stdout
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))

@@ -1,0 +1,206 @@
+"""`genlab audit` end to end: a tiny pipeline in a temporary git repo, pushed to a DVC remote in a
+temporary directory, cloned afresh and audited; then each tampering a team must catch, each in a clone
+of its own: a hand-edited metrics file, swapped samples, a model file replaced after the run, a run
+made from uncommitted code; and a `dvc exp run` experiment, audited through its own commit.
+
+The MLflow store stays in the first repo (as a team's server would): clones point at it with
+MLFLOW_TRACKING_URI. The audit itself runs the real `genlab` console script.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from projects import BIN, MIRROR, dvc, env_for, git, make_project
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`"),
+]
+
+MODELS = {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32},
+          "dcgan": {"type": "dcgan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32, "width": 8}}
+
+
+def tiny_params() -> dict:
+    return {
+        "seed": 0,
+        "data": {"dataset": "fashion-mnist", "train_limit": 192},
+        "datasets": {"fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}}},
+        "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
+        "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
+        "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
+        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6, "runtime": "auto"},
+        "models": MODELS,
+    }
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("audit")
+    repo = make_project(base / "origin", tiny_params())
+    remote = base / "remote"
+    dvc(repo, "remote", "add", "-d", "store", str(remote))
+    git(repo, "commit", "-q", "-am", "a DVC remote")
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "results")
+    dvc(repo, "push")
+    runs = {name: json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"] for name in MODELS}
+    return {"repo": repo, "base": base, "remote": remote, "runs": runs, "store": f"sqlite:///{repo / 'mlflow.db'}"}
+
+
+def clone(origin: dict, name: str, pull: bool = True) -> Path:
+    path = origin["base"] / name
+    git(origin["base"], "clone", "-q", str(origin["repo"]), str(path))
+    if pull:
+        dvc(path, "pull", "-q")
+    return path
+
+
+def audit(origin: dict, repo: Path, run: str, *args: str) -> tuple[int, dict, str]:
+    report = repo.parent / f"{repo.name}-audit-{run[:8]}.json"
+    proc = subprocess.run([str(BIN / "genlab"), "audit", run, "--json", str(report), *args], cwd=repo,
+                          env=env_for(repo, MLFLOW_TRACKING_URI=origin["store"]), capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    assert report.exists(), output
+    return proc.returncode, json.loads(report.read_text()), output
+
+
+def mismatches(report: dict) -> str:
+    return "\n".join(f"{c['check']}: {c['detail']}" for c in report["checks"] if c["verdict"] == "MISMATCH")
+
+
+def client(origin):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=origin["store"])
+
+
+def test_every_model_stage_records_its_dvc_lock_entry_git_state_and_environment(origin):
+    repo, mlflow = origin["repo"], client(origin)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    head_of_run = git(repo, "rev-parse", "HEAD~1").strip()  # the results commit came after the run
+    for name, run_id in origin["runs"].items():
+        for kind in ("train", "sample", "evaluate"):
+            stage = f"{kind}@{name}"
+            path = mlflow.download_artifacts(run_id, f"lineage/{stage}.json", str(origin["base"]))
+            record = json.loads(Path(path).read_text())
+            assert record["dvc_lock"] == lock[stage], stage  # computed in the stage, equal to what DVC wrote
+            assert record["git"] == {"commit": head_of_run, "dirty_paths": []}, stage
+            assert record["code"]["differs_from_repo"] == [], stage
+            env = record["environment"]
+            assert env["torch"].startswith("2.") and env["python"].count(".") == 2
+            assert env["cpu"]["model"] and "flags" in env["cpu"] and env["packages"]["dvc"]
+        tags = mlflow.get_run(run_id).data.tags
+        assert tags["git.commit"] == head_of_run and tags["git.dirty"] == "False" and tags["env.cpu"]
+
+
+def test_fresh_clone_audits_from_the_remote_then_pull_restores_everything(origin):
+    repo = clone(origin, "fresh", pull=False)  # an empty DVC cache: the audit must pull from the remote
+    code, report, output = audit(origin, repo, "gan")
+    assert code == 0, output
+    assert report["verdict"] == "pass" and report["run_id"] == origin["runs"]["gan"]
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["rebuilt samples/gan.h5"]["verdict"] == "match"
+    assert checks["metric fid"]["verdict"] == "match" and checks["metric fid"]["recorded"] > 0
+    assert checks["MLflow model/model.pt = models/gan/model.pt"]["verdict"] == "match"
+    assert "verdict: PASS" in output
+    assert client(origin).get_run(origin["runs"]["gan"]).data.tags["genlab.audit.verdict"] == "pass"
+
+    dvc(repo, "pull", "-q")
+    assert (repo / "models" / "gan" / "model.pt").exists() and (repo / "data" / "packed" / "fashion-mnist.h5").exists()
+    assert "up to date" in dvc(repo, "status").stdout
+
+
+def test_retrain_rebuilds_the_model_byte_for_byte(origin):
+    code, report, output = audit(origin, origin["repo"], origin["runs"]["dcgan"], "--retrain")
+    assert code == 0, output
+    checks = {c["check"]: c for c in report["checks"]}
+    row = checks["retrained models/dcgan/model.pt (md5)"]
+    assert row["verdict"] == "match" and row["recorded"] == row["rebuilt"]
+
+
+def test_hand_edited_metrics_file_fails(origin):
+    repo = clone(origin, "edited-metrics")
+    path = repo / "metrics" / "gan.json"
+    record = json.loads(path.read_text())
+    record["fid"]["value"] = record["fid"]["value"] / 2
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    git(repo, "commit", "-q", "-am", "a better FID")
+    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    assert code == 1, output
+    assert "metrics/gan.json (modified)" in mismatches(report)
+    assert "fid_n12: MLflow" in mismatches(report)  # the run's logged FID is not the file's
+
+
+def test_swapped_samples_fail(origin):
+    repo = clone(origin, "swapped-samples")
+    gan, dcgan = repo / "samples" / "gan.png", repo / "samples" / "dcgan.png"
+    tmp = repo / "swap.png"
+    shutil.move(gan, tmp), shutil.move(dcgan, gan), shutil.move(tmp, dcgan)
+    dvc(repo, "commit", "-f", "-q", "sample@gan", "sample@dcgan")
+    git(repo, "commit", "-q", "-am", "swap")
+    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    assert code == 1, output
+    text = mismatches(report)
+    assert "outs samples/gan.png" in text and "MLflow samples/gan.png = samples/gan.png" in text
+
+
+def test_model_replaced_after_the_run_fails(origin):
+    repo = clone(origin, "replaced-model")
+    shutil.copy(repo / "models" / "dcgan" / "model.pt", repo / "models" / "gan" / "model.pt")
+    dvc(repo, "commit", "-f", "-q", "train@gan")
+    git(repo, "commit", "-q", "-am", "a better model")
+    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    assert code == 1, output
+    text = mismatches(report)
+    assert "outs models/gan" in text and "MLflow model/model.pt = models/gan/model.pt" in text
+
+
+def test_outputs_in_no_cache_or_remote_cannot_be_audited(origin):
+    repo = clone(origin, "no-data", pull=False)
+    dvc(repo, "remote", "modify", "--local", "store", "url", str(origin["base"] / "empty-remote"))
+    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    assert code == 2, output
+    assert report["verdict"] == "cannot-audit" and "neither the DVC cache nor the remotes" in report["checks"][-1]["detail"]
+
+
+def test_run_from_uncommitted_code_cannot_pass(origin):
+    repo = clone(origin, "uncommitted-code")
+    module = repo / "src" / "genlab" / "models" / "__init__.py"
+    module.write_text(module.read_text() + "# an edit that is never committed\n")
+    dvc(repo, "repro", "-q", f"evaluate@gan", MLFLOW_TRACKING_URI=origin["store"])
+    run_id = json.loads((repo / "models" / "gan" / "mlflow_run.json").read_text())["run_id"]
+    assert run_id != origin["runs"]["gan"]
+    assert client(origin).get_run(run_id).data.tags["git.dirty"] == "True"
+
+    code, report, output = audit(origin, repo, run_id, "--no-rebuild")
+    assert code == 2, output  # nothing records it
+    assert "uncommitted changes (src/genlab/models/__init__.py)" in report["checks"][-1]["detail"]
+
+    git(repo, "add", "dvc.lock", "metrics", "plots")  # the results, but not the code that made them
+    git(repo, "commit", "-q", "-m", "results of an edit")
+    code, report, output = audit(origin, repo, run_id, "--no-rebuild")
+    assert code == 1, output
+    assert "changed deps: src/genlab/models (modified)" in mismatches(report)
+
+
+def test_dvc_exp_run_is_audited_through_its_experiment_commit(origin):
+    repo = clone(origin, "experiment")
+    dvc(repo, "exp", "run", "-q", "-n", "longer", "-S", "models.gan.epochs=3", MLFLOW_TRACKING_URI=origin["store"])
+    run_id = json.loads((repo / "models" / "gan" / "mlflow_run.json").read_text())["run_id"]
+    tags = client(origin).get_run(run_id).data.tags
+    assert tags["dvc.exp_name"] == "longer" and tags["git.dirty"] == "True"  # params.yaml set by -S
+
+    git(repo, "checkout", "-q", "--", ".")  # back to the baseline: only the experiment's ref holds the run
+    code, report, output = audit(origin, repo, run_id)
+    assert code == 0, output
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["audited commit"]["recorded"].startswith("experiment longer")
+    assert checks["metric fid"]["verdict"] == "match"
