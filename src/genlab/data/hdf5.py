@@ -23,7 +23,7 @@ import numpy as np
 
 from genlab.data.formats import SPLITS, RawSplit, open_raw, source_checksums
 from genlab.data.preprocess import PrepareStats, check_preprocessing, prepare_blocks
-from genlab.data.sources import DATASETS, DatasetSource, Preprocessing
+from genlab.data.sources import DatasetSource, Preprocessing, dataset_source
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
 
@@ -46,7 +46,7 @@ def pack_dataset(name: str, raw_dir: Path, out_path: Path, prep: Preprocessing) 
     Returns a summary: dataset, path, splits {split: n}, shape [C, H, W], labelled. The file
     appears only once complete: a failure leaves nothing at `out_path`.
     """
-    source = _source(name)
+    source = dataset_source(name)
     check_preprocessing(prep)
     checksums = source_checksums(source, Path(raw_dir))
     stats = PrepareStats()
@@ -146,12 +146,6 @@ def _check_layout(f: h5py.File, path: Path, hint: str) -> None:
         labels = f.get(f"{split}/labels")
         if labelled and (not isinstance(labels, h5py.Dataset) or labels.shape != images.shape[:1]):
             raise PackedDataError(f"{path}: /{split}/labels missing or not one per image; {hint}")
-
-
-def _source(name: str) -> DatasetSource:
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)}")
-    return DATASETS[name]
 
 
 def _str(value: str | bytes) -> str:
