@@ -72,6 +72,13 @@ def audit(origin: dict, repo: Path, run: str, *args: str) -> tuple[int, dict, st
     return proc.returncode, json.loads(report.read_text()), output
 
 
+def commit_and_audit(origin: dict, repo: Path, *stages: str) -> tuple[int, dict, str]:
+    """Record a tampered output as DVC would (`dvc commit`), commit it, and audit the gan run."""
+    dvc(repo, "commit", "-f", "-q", *stages)
+    git(repo, "commit", "-q", "-am", "better results")
+    return audit(origin, repo, "gan", "--no-rebuild")
+
+
 def mismatches(report: dict) -> str:
     return "\n".join(f"{c['check']}: {c['detail']}" for c in report["checks"] if c["verdict"] == "MISMATCH")
 
@@ -144,9 +151,7 @@ def test_swapped_samples_fail(origin):
     gan, dcgan = repo / "samples" / "gan.png", repo / "samples" / "dcgan.png"
     tmp = repo / "swap.png"
     shutil.move(gan, tmp), shutil.move(dcgan, gan), shutil.move(tmp, dcgan)
-    dvc(repo, "commit", "-f", "-q", "sample@gan", "sample@dcgan")
-    git(repo, "commit", "-q", "-am", "swap")
-    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    code, report, output = commit_and_audit(origin, repo, "sample@gan", "sample@dcgan")
     assert code == 1, output
     text = mismatches(report)
     assert "outs samples/gan.png" in text and "MLflow samples/gan.png = samples/gan.png" in text
@@ -155,9 +160,7 @@ def test_swapped_samples_fail(origin):
 def test_model_replaced_after_the_run_fails(origin):
     repo = clone(origin, "replaced-model")
     shutil.copy(repo / "models" / "dcgan" / "model.pt", repo / "models" / "gan" / "model.pt")
-    dvc(repo, "commit", "-f", "-q", "train@gan")
-    git(repo, "commit", "-q", "-am", "a better model")
-    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    code, report, output = commit_and_audit(origin, repo, "train@gan")
     assert code == 1, output
     text = mismatches(report)
     assert "outs models/gan" in text and "MLflow model/model.pt = models/gan/model.pt" in text
