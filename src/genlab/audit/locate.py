@@ -143,6 +143,8 @@ def find_commit(root: Path, lineage: RunLineage, rev: str | None = None) -> tupl
     dirty = lineage.stage("train")["git"]["dirty_paths"]
     why = (f"it was made from uncommitted changes ({', '.join(dirty[:5])}{' ...' if len(dirty) > 5 else ''}) "
            if dirty else "")
+    if subprocess.run(["git", "cat-file", "-e", f"{code}^{{commit}}"], cwd=root, capture_output=True).returncode:
+        why += "its code commit is not in this repository (`git fetch` it, and refs/exps for experiments); "
     raise CannotAudit(
         f"no commit in {root} records run {lineage.run_id} ({lineage.model}): no dvc.lock has {stage} with the "
         f"deps and params it ran with; {why}its code commit is {code[:12]}. Commit dvc.lock (and the code) after "
