@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands call `python`/`dvc`: make them the venv's.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: install repro test test-fast ui push pull offline-data clean-outputs
+.PHONY: install repro test test-fast ui server push pull offline-data clean-outputs
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ test-fast: install
 ui: install
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlartifacts" --port 5000
+
+# A team's MLflow server on PostgreSQL (Debian's postgresql), bound to 127.0.0.1:5000; then
+# `export MLFLOW_TRACKING_URI=http://127.0.0.1:5000` wherever the pipeline runs. README "Team server".
+server: install
+	$(RUN) genlab server
 
 # Optional: Fashion-MNIST from Debian, so the pipeline runs with no internet.
 offline-data:

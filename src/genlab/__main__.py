@@ -29,6 +29,13 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server(args: argparse.Namespace) -> int:
+    from genlab.server import default_dir, serve
+
+    return serve(Path(args.dir) if args.dir else default_dir(), host=args.host, port=args.port,
+                 pg_port=args.pg_port, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -52,14 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--no-tag", action="store_true", help="do not tag the MLflow run with the verdict")
     audit.set_defaults(func=_audit)
 
+    server = sub.add_parser(
+        "server", help="a team's MLflow tracking server on PostgreSQL (runs until Ctrl-C)",
+        description="Start a PostgreSQL cluster of its own (Debian's postgresql, run as an unprivileged user) and "
+                    "`mlflow server` on it, serving artifacts; print the MLFLOW_TRACKING_URI to export.")
+    server.add_argument("--dir", help="where the database and artifacts live "
+                                      "(default ~/.local/share/genlab/server; /var/lib/genlab/server for root)")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--pg-port", type=int, help="PostgreSQL's port on 127.0.0.1 (default: a free one)")
+    server.add_argument("--workers", type=int, default=2)
+    server.set_defaults(func=_server)
+
     env = sub.add_parser("env", help="print the environment that runs record (Python, torch, CUDA, CPU, packages)")
     env.set_defaults(func=_env)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from genlab.errors import GenlabError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except GenlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -132,7 +132,10 @@ def stage_lineage(stage_name: str, root: Path | None = None) -> dict[str, Any]:
     from dvc.repo import Repo
     from dvc.stage.serialize import to_single_stage_lockfile
 
-    root = Path(root or os.environ.get("DVC_ROOT") or ".").resolve()
+    # The workspace the stage runs in, found from its working directory (DVC runs a stage in its
+    # dvc.yaml's directory): not DVC_ROOT, which names the parent repo in `dvc exp run --queue/--temp`.
+    root = Path(root or Repo.find_root(os.getcwd())).resolve()
+    stage_name = os.environ.get("DVC_STAGE", stage_name)  # set by DVC for every stage command
     with Repo(str(root)) as repo:
         (stage,) = repo.stage.collect(stage_name)
         stage.save(run_cache=False)  # hashes deps, params and outs; stores nothing

@@ -173,4 +173,4 @@ class TrainingRun:
             return
         from genlab.tracking.lineage import stage_lineage
 
-        self.log_dict(stage_lineage(stage, repo_root()), f"lineage/{stage}.json")
+        self.log_dict(stage_lineage(stage), f"lineage/{stage}.json")

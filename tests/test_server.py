@@ -1,0 +1,108 @@
+"""The team server for real: PostgreSQL and `mlflow server` started by `genlab server` on free ports,
+the tiny pipeline and two queued experiments run by `dvc queue start -j 2` logging into it at once,
+then read back with MlflowClient: every run FINISHED, distinct, complete."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from projects import BIN, MIRROR, dvc, env_for, git, make_project
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")]
+
+
+def _postgres_available() -> bool:
+    from genlab.server import ServerError, postgres_bin
+
+    try:
+        postgres_bin("initdb")
+    except ServerError:
+        return False
+    return os.geteuid() != 0 or bool(shutil.which("runuser"))
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not _postgres_available():
+        pytest.skip("needs PostgreSQL (`apt-get install postgresql`)")
+    from genlab.server import free_port, wait_until_up
+
+    # Under /tmp and open to traversal: PostgreSQL runs as the unprivileged `postgres` user when root runs this.
+    base = Path(tempfile.mkdtemp(prefix="genlab-server-", dir="/tmp"))
+    base.chmod(0o755)
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "genlab"), "server", "--dir", str(base / "server"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, proc, timeout=180)
+        yield {"url": url, "dir": base / "server"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+        assert "stopped the MLflow server and PostgreSQL" in out, out
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def tiny_params() -> dict:
+    return {
+        "seed": 0,
+        "data": {"dataset": "fashion-mnist", "train_limit": 192},
+        "datasets": {"fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}}},
+        "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
+        "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
+        "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
+        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6,
+                 "runtime": "auto"},
+        "models": {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32, "lr": 0.001}},
+    }
+
+
+def wait_for_queue(repo: Path, uri: str, timeout: float = 900) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status", MLFLOW_TRACKING_URI=uri).stdout
+        if "Queued" not in status and "Running" not in status:
+            return status
+        time.sleep(5)
+    raise AssertionError(f"queued experiments still running after {timeout:.0f} s:\n{status}")
+
+
+def test_queued_experiments_log_in_parallel_into_the_postgresql_server(server, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = server["url"]
+    repo = make_project(tmp_path / "repo", tiny_params())
+    dvc(repo, "repro", MLFLOW_TRACKING_URI=uri)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "baseline results")
+    for lr in ("0.0005", "0.002"):
+        dvc(repo, "exp", "run", "--queue", "-S", f"models.gan.lr={lr}", MLFLOW_TRACKING_URI=uri)
+    dvc(repo, "queue", "start", "-j", "2", MLFLOW_TRACKING_URI=uri)
+    status = wait_for_queue(repo, uri)
+    assert status.count("Success") == 2, status
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("fashion-mnist")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`genlab.model` = 'gan'")
+    assert len(runs) == 3 and len({r.info.run_id for r in runs}) == 3
+    assert sorted(r.data.params["model.lr"] for r in runs) == ["0.0005", "0.001", "0.002"]
+    for run in runs:
+        assert run.info.status == "FINISHED", run.info.run_id
+        assert "fid" in run.data.metrics and len(client.get_metric_history(run.info.run_id, "loss_d")) >= 5
+        lineage = {a.path for a in client.list_artifacts(run.info.run_id, "lineage")}
+        assert lineage == {"lineage/train@gan.json", "lineage/sample@gan.json", "lineage/evaluate@gan.json"}
+    queued = [r for r in runs if r.data.params["model.lr"] != "0.001"]
+    assert all(r.data.tags.get("dvc.exp_name") for r in queued)
+    # the artifacts went through the server into its own store, not into the repo
+    stored = list((server["dir"] / "artifacts").rglob("evaluate@gan.json"))
+    assert len(stored) == 3 and not (repo / "mlartifacts").exists()
