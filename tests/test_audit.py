@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from projects import BIN, MIRROR, dvc, env_for, git, make_project
+from projects import BIN, MIRROR, dvc, env_for, git, make_project, tiny_params
 
 pytestmark = [
     pytest.mark.e2e,
@@ -27,23 +27,10 @@ MODELS = {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch
           "dcgan": {"type": "dcgan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32, "width": 8}}
 
 
-def tiny_params() -> dict:
-    return {
-        "seed": 0,
-        "data": {"dataset": "fashion-mnist", "train_limit": 192},
-        "datasets": {"fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}}},
-        "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
-        "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
-        "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
-        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6, "runtime": "auto"},
-        "models": MODELS,
-    }
-
-
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("audit")
-    repo = make_project(base / "origin", tiny_params())
+    repo = make_project(base / "origin", tiny_params(MODELS))
     remote = base / "remote"
     dvc(repo, "remote", "add", "-d", "store", str(remote))
     git(repo, "commit", "-q", "-am", "a DVC remote")

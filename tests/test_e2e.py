@@ -23,7 +23,7 @@ import yaml
 from genlab.models import MODEL_TYPES
 from httpserver import FileServer
 from miniatures import lfw_archive
-from projects import MIRROR, make_project, ran_stages
+from projects import MIRROR, make_project, ran_stages, tiny_params
 from projects import dvc as project_dvc
 
 pytestmark = [
@@ -43,7 +43,7 @@ DATASETS = ("fashion-mnist", "lfw")
 PER_DATASET = ("download", "pack", "evaluator", "real_features", "reference")
 
 
-def tiny_params(faces_url: str, faces_sha256: str) -> dict:
+def e2e_params(faces_url: str, faces_sha256: str) -> dict:
     models = {}
     for name in sorted(MODEL_TYPES):
         entry = {"type": name, "dataset": "fashion-mnist", **TINY_MODEL}
@@ -51,21 +51,10 @@ def tiny_params(faces_url: str, faces_sha256: str) -> dict:
             entry.update(TINY_OVERRIDES)
         models[name] = entry
     models.update(FACES)
-    return {
-        "seed": 0,
-        "data": {"dataset": "fashion-mnist", "train_limit": 192},
-        "datasets": {
-            "fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}},
-            "lfw": {"download": {"source": faces_url, "checksums": {"archive": f"sha256:{faces_sha256}"}},
-                    "pack": {"side": 64, "crop": 90, "test_fraction": 0.3}},
-        },
-        "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
-        "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
-        "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
-        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6,
-                 "runtime": "auto"},
-        "models": models,
-    }
+    params = tiny_params(models)
+    params["datasets"]["lfw"] = {"download": {"source": faces_url, "checksums": {"archive": f"sha256:{faces_sha256}"}},
+                                 "pack": {"side": 64, "crop": 90, "test_fraction": 0.3}}
+    return params
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -85,7 +74,7 @@ def faces_server():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, faces_server) -> dict:
     repo = make_project(tmp_path_factory.mktemp("project") / "repo",
-                        tiny_params(faces_server["url"], faces_server["sha256"]))
+                        e2e_params(faces_server["url"], faces_server["sha256"]))
     first = dvc(repo, "repro")
     return {"repo": repo, "first": first.stdout + first.stderr}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import BIN, MIRROR, dvc, env_for, git, make_project
+from projects import BIN, MIRROR, dvc, env_for, git, make_project, tiny_params
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")]
@@ -53,18 +53,7 @@ def server():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def tiny_params() -> dict:
-    return {
-        "seed": 0,
-        "data": {"dataset": "fashion-mnist", "train_limit": 192},
-        "datasets": {"fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}}},
-        "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
-        "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
-        "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
-        "eval": {"num_real": 12, "batch_size": 12, "precision": "fp32", "device": "cpu", "kid_subset_size": 6,
-                 "runtime": "auto"},
-        "models": {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32, "lr": 0.001}},
-    }
+GAN = {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32, "lr": 0.001}}
 
 
 def wait_for_queue(repo: Path, uri: str, timeout: float = 900) -> str:
@@ -81,7 +70,7 @@ def test_queued_experiments_log_in_parallel_into_the_postgresql_server(server, t
     from mlflow.tracking import MlflowClient
 
     uri = server["url"]
-    repo = make_project(tmp_path / "repo", tiny_params())
+    repo = make_project(tmp_path / "repo", tiny_params(GAN))
     dvc(repo, "repro", MLFLOW_TRACKING_URI=uri)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "baseline results")
