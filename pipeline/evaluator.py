@@ -10,7 +10,8 @@ def main(argv):
     data, weights, features, metrics = map(Path, positional(argv, "packed.h5", "weights.pt", "features.h5",
                                                              "metrics.json"))
     params = load_params(models=False)
-    from genlab.metrics.evaluate import train_evaluator, write_metrics
+    from genlab.io import write_metrics
+    from genlab.metrics.evaluate import train_evaluator
 
     record = train_evaluator(data, weights, features, params.evaluator, params.seed)
     write_metrics(metrics, record)

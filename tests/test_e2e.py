@@ -20,7 +20,9 @@ import hashlib
 import pytest
 import yaml
 
+from genlab.io import read_record
 from genlab.models import MODEL_TYPES
+from browser import chromium, fetch, mlflow_ui, rendered_dom, screenshot
 from httpserver import FileServer
 from miniatures import lfw_archive
 from projects import MIRROR, make_project, ran_stages, tiny_params
@@ -106,12 +108,12 @@ def test_faces_are_packed_as_rgb_64_and_their_models_scored_without_a_classifier
         assert f["train/images"].shape[1:] == (3, 64, 64) and "labels" not in f["train"]
         assert json.loads(f.attrs["preprocessing"])["crop"] == 90
     for name in FACES:
-        record = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        record = read_record(repo / "metrics" / f"{name}.json")
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == "lfw/test", name
         assert record["classifier_fid"]["value"] is None and "no class labels" in record["classifier_fid"]["reason"]
         with h5py.File(repo / "samples" / f"{name}.h5") as f:
             assert f["images"].shape == (12, 3, 64, 64)
-    evaluator = json.loads((repo / "metrics" / "evaluator-lfw.json").read_text())
+    evaluator = read_record(repo / "metrics" / "evaluator-lfw.json")
     assert evaluator["test_accuracy"] is None and "no class labels" in evaluator["reason"]
 
 
@@ -125,8 +127,14 @@ def test_one_mlflow_experiment_per_dataset(project):
 
 
 def test_metrics_files_hold_finite_fid_and_kid(project):
+    from genlab.metrics.evaluate import metric_numbers
+
     for name in MODEL_TYPES:  # the Fashion-MNIST entries carry the types' names
-        record = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
+        record = read_record(project["repo"] / "metrics" / f"{name}.json")
+        # the DVC metrics file: the numbers alone; the protocol file: each number's protocol
+        numbers = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
+        assert numbers == metric_numbers(record) and numbers["fid"] == record["fid"]["value"], name
+        assert all(v is None or isinstance(v, (int, float)) for v in numbers.values()), numbers
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["value"] > 0, name
         assert math.isfinite(record["kid"]["mean"]), name
         assert record["fid"]["n_fake"] == 12 and record["fid"]["n_real"] == 12
@@ -167,7 +175,7 @@ def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
         assert len({m.step for m in history}) == len(history)
         # evaluation landed in the same run
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
-        assert run.data.metrics["fid"] == pytest.approx(metrics["fid"]["value"])
+        assert run.data.metrics["fid"] == metrics["fid"]
         artifacts = {a.path for a in client.list_artifacts(run_id)}
         assert {"samples", "model", "curves", "metrics", "images", "lineage"} <= artifacts, name
         assert [a.path for a in client.list_artifacts(run_id, "samples")] == [f"samples/{name}.png"]
@@ -205,11 +213,81 @@ def test_report_lists_every_model_and_the_reference(project):
     assert sections == {"fashion-mnist": set(MODEL_TYPES) | {"reference"}, "lfw": set(FACES) | {"reference"}}
     assert (board["status"] == "ok").all()
     for dataset in DATASETS:
-        reference = json.loads((repo / "metrics" / f"reference-{dataset}.json").read_text())
+        reference = read_record(repo / "metrics" / f"reference-{dataset}.json")
         assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
         assert reference["fid"]["real_split"] == f"{dataset}/test"
     page = (repo / "reports" / "index.html").read_text()
     assert "../samples/dcgan.png" in page and "curves/dcgan.png" in page
+
+
+def test_runs_show_as_model_training_with_dataset_and_source_in_the_mlflow_ui(project):
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI view
+    data_md5 = hashlib.md5((repo / "data/packed/fashion-mnist.h5").read_bytes()).hexdigest()
+    for name in ("gan", "vae"):
+        run = client.get_run(json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"])
+        (dataset_input,) = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == "fashion-mnist" and dataset_input.dataset.digest == data_md5[:12]
+        assert {t.key: t.value for t in dataset_input.tags} == {"mlflow.data.context": "train"}
+        assert run.data.tags["mlflow.source.name"] == f"dvc repro train@{name}"
+        assert run.data.tags["mlflow.source.git.commit"] == run.data.tags["git.commit"]
+        assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "metrics")) == [
+            f"metrics/{name}.json", f"metrics/{name}.protocol.json"]
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Chromium (`apt-get install chromium`)")
+def test_the_mlflow_ui_in_a_browser_shows_the_runs_their_curves_and_grids(project, tmp_path):
+    from genlab.server import free_port
+
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist")
+    run_id = json.loads((repo / "models" / "dcgan" / "mlflow_run.json").read_text())["run_id"]
+    with mlflow_ui(repo, free_port()) as url:
+        dom = rendered_dom(f"{url}/#/experiments/{experiment.experiment_id}")
+        text = re.sub(r"<[^>]+>", " ", dom)
+        assert "Traces" not in text or "Runs" in text  # the training view, not the GenAI one
+        for name in ("dcgan", "wgan_gp", "vae"):  # the runs table, with its Dataset and Source columns
+            assert re.search(rf"\b{name}\b", text), name
+        assert "fashion-mnist" in text and "dvc repro train@" in text
+        screenshot(f"{url}/#/experiments/{experiment.experiment_id}", tmp_path / "runs.png")
+
+        # what a run's page fetches: its metric history and its step-indexed sample grids
+        history = json.loads(fetch(f"{url}/ajax-api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss_d"))
+        assert len(history["metrics"]) == len(client.get_metric_history(run_id, "loss_d")) >= 5
+        grids = [a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
+        png = fetch(f"{url}/get-artifact?path={grids[0]}&run_uuid={run_id}")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        run_page = re.sub(r"<[^>]+>", " ", rendered_dom(f"{url}/#/experiments/{experiment.experiment_id}/runs/{run_id}"))
+        assert "dcgan" in run_page and "loss_d" in run_page
+
+
+def test_dvc_plots_show_and_exp_show_render_without_errors(project):
+    repo = project["repo"]
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    overlaid = {}
+    for name in ("losses", "scores"):  # the top-level plots: every model in one plot, coloured by model
+        (spec,) = [entry for entry in plots[name] if entry["type"] == "vega"]
+        rows = spec["content"]["data"]["values"]
+        overlaid[name] = {row["model"] for row in rows}
+        assert spec["content"]["encoding"]["color"]["field"] == "model"
+    adversarial = {n for n, cls in MODEL_TYPES.items() if hasattr(cls, "loss_name")}
+    assert overlaid["losses"] == set(MODEL_TYPES) | set(FACES)
+    assert adversarial <= overlaid["scores"]
+    html_dir = repo.with_name(f"{repo.name}-plots")
+    out = dvc(repo, "plots", "show", "-o", str(html_dir))
+    assert "error" not in (out.stdout + out.stderr).lower() and (html_dir / "index.html").stat().st_size > 0
+
+    shown = dvc(repo, "exp", "show", "--json")
+    assert "error" not in shown.stderr.lower(), shown.stderr
+    table = dvc(repo, "exp", "show", "--no-pager", "--only-changed").stdout + dvc(repo, "metrics", "show").stdout
+    assert "weights_sha256" not in table and "extractor" not in table and "reason" not in table
+    metrics = dvc(repo, "metrics", "show", "--json").stdout
+    workspace = json.loads(metrics)["workspace"]["data"]
+    assert workspace["metrics/gan.json"]["data"]["fid"] > 0
 
 
 def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
