@@ -3,6 +3,7 @@ the page's DOM after its scripts ran and its requests settled, or a screenshot."
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from genlab.tracking.mlflow_run import experiment_page
 from projects import BIN
 
 
@@ -30,6 +32,12 @@ def rendered_dom(url: str, timeout: float = 180) -> str:
     proc = _run(["--dump-dom", url], timeout)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
+
+
+def visible_text(dom: str) -> str:
+    """The page's words: style and script bodies and tags dropped, whitespace collapsed."""
+    dom = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", dom).split())
 
 
 def screenshot(url: str, path: Path, timeout: float = 180) -> Path:

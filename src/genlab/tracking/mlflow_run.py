@@ -32,6 +32,14 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 IMAGE_FILE = re.compile(r"(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+")
 
 
+def experiment_page(experiment_id: str | None = None) -> str:
+    """The UI route of an experiment's runs table (or of the experiments list). MLflow 3 opens every
+    experiment as a GenAI app (traces, token usage) unless the browser has chosen "Model training"
+    once; `workflowType` in the route chooses it."""
+    path = f"experiments/{experiment_id}" if experiment_id else "experiments"
+    return f"#/{path}?workflowType=machine_learning"
+
+
 def repo_root() -> Path:
     """The repository root: DVC_ROOT when set by DVC, else the nearest parent holding dvc.yaml."""
     if os.environ.get("DVC_ROOT"):
