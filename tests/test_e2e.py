@@ -9,13 +9,13 @@ fixture); the tests then check the outputs, the MLflow runs, DVC's skipping and 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import subprocess
 from pathlib import Path
-
-import hashlib
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -258,7 +258,7 @@ def test_the_mlflow_ui_in_a_browser_shows_the_runs_their_curves_and_grids(projec
         history = json.loads(fetch(f"{url}/ajax-api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss_d"))
         assert len(history["metrics"]) == len(client.get_metric_history(run_id, "loss_d")) >= 5
         grids = [a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
-        png = fetch(f"{url}/get-artifact?path={grids[0]}&run_uuid={run_id}")
+        png = fetch(f"{url}/get-artifact?{urlencode({'path': grids[0], 'run_uuid': run_id})}")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         run_page = visible_text(rendered_dom(f"{url}/#/experiments/{experiment.experiment_id}/runs/{run_id}"))
         assert "dcgan" in run_page and "loss_d" in run_page
@@ -270,7 +270,7 @@ def test_dvc_plots_show_and_exp_show_render_without_errors(project):
     assert not plots.get("errors"), plots.get("errors")
     overlaid = {}
     for name in ("losses", "scores"):  # the top-level plots: every model in one plot, coloured by model
-        (spec,) = [entry for entry in plots[name] if entry["type"] == "vega"]
+        (spec,) = [entry for entry in plots["data"][name] if entry["type"] == "vega"]
         rows = spec["content"]["data"]["values"]
         overlaid[name] = {row["model"] for row in rows}
         assert spec["content"]["encoding"]["color"]["field"] == "model"
@@ -286,7 +286,7 @@ def test_dvc_plots_show_and_exp_show_render_without_errors(project):
     table = dvc(repo, "exp", "show", "--no-pager", "--only-changed").stdout + dvc(repo, "metrics", "show").stdout
     assert "weights_sha256" not in table and "extractor" not in table and "reason" not in table
     metrics = dvc(repo, "metrics", "show", "--json").stdout
-    workspace = json.loads(metrics)["workspace"]["data"]
+    (workspace,) = [rev["data"] for rev in json.loads(metrics).values()]
     assert workspace["metrics/gan.json"]["data"]["fid"] > 0
 
 
