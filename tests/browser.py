@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from genlab.tracking.mlflow_run import experiment_page
+from genlab.tracking.store import experiment_page
 from projects import BIN
 
 

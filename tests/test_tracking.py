@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from genlab.errors import GenlabError
 from genlab.tracking import TrainingRun, require_store
-from genlab.tracking.health import TrackingLost, TrackingUnavailable, check_store
+from genlab.tracking.store import TrackingLost, TrackingUnavailable, check_store
 
 
 @pytest.fixture

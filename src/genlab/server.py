@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from genlab.errors import GenlabError
-from genlab.tracking.mlflow_run import experiment_page
+from genlab.tracking.store import experiment_page
 
 ROLE = "genlab"
 DATABASE = "mlflow"

@@ -52,7 +52,7 @@ def audit(ref: str, root: Path, *, rev: str | None = None, rebuild: bool = True,
           tolerance: float = DEFAULT_TOLERANCE, json_path: Path | None = None, tag: bool = True,
           log=print) -> AuditResult:
     from genlab.tracking import client as tracking_client
-    from genlab.tracking.mlflow_run import tracking_uri
+    from genlab.tracking.store import tracking_uri
 
     t0 = time.perf_counter()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -1,10 +1,6 @@
-"""MLflow tracking: where the store lives, one run per trained model, metrics logged in batches.
+"""MLflow tracking: one run per trained model, metrics logged in batches, nothing logged twice.
 
-The default store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`,
-anchored at the repository root (DVC_ROOT for stages), never the current directory, so that
-`dvc exp run --temp` (which runs in .dvc/tmp/exps/...) logs to the same store. Setting
-MLFLOW_TRACKING_URI (e.g. a team's `mlflow server`) overrides both. GENLAB_TRACKING=off makes the
-stages write their DVC outputs and log nothing (how `genlab audit` rebuilds a run without touching it).
+Where the store is and whether it answers: genlab.tracking.store.
 """
 from __future__ import annotations
 
@@ -22,7 +18,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunS
 from mlflow.tracking import MlflowClient
 
 from genlab.io import write_json_atomic
-from genlab.tracking.health import bound_http_retries, check_store, lost
+from genlab.tracking.store import bound_http_retries, lost, repo_root, tracking_enabled, tracking_uri
 
 RUN_FILE = "mlflow_run.json"
 _MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
@@ -32,38 +28,9 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 IMAGE_FILE = re.compile(r"(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+")
 
 
-def experiment_page(experiment_id: str | None = None) -> str:
-    """The UI route of an experiment's runs table (or of the experiments list). MLflow 3 opens every
-    experiment as a GenAI app (traces, token usage) unless the browser has chosen "Model training"
-    once; `workflowType` in the route chooses it."""
-    path = f"experiments/{experiment_id}" if experiment_id else "experiments"
-    return f"#/{path}?workflowType=machine_learning"
-
-
-def repo_root() -> Path:
-    """The repository root: DVC_ROOT when set by DVC, else the nearest parent holding dvc.yaml."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
-    here = Path.cwd().resolve()
-    for path in (here, *here.parents):
-        if (path / "dvc.yaml").exists() or (path / ".git").exists():
-            return path
-    return here
-
-
-def tracking_uri(root: Path | None = None) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
-
-
 def client(root: Path | None = None) -> MlflowClient:
     bound_http_retries()
     return MlflowClient(tracking_uri=tracking_uri(root))
-
-
-def require_store() -> None:
-    """Fail in seconds, before any work, when the tracking server cannot be reached (tracking on)."""
-    if tracking_enabled():
-        check_store(tracking_uri())
 
 
 def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
@@ -80,10 +47,6 @@ def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
         return cl.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel stage
         return cl.get_experiment_by_name(name).experiment_id
-
-
-def tracking_enabled() -> bool:
-    return os.environ.get("GENLAB_TRACKING", "on").lower() not in ("off", "0", "false", "no")
 
 
 def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, str]:

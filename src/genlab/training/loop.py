@@ -32,7 +32,7 @@ from genlab.models import GenerativeModel, build_model
 from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
-from genlab.tracking.health import TrackingLost
+from genlab.tracking.store import TrackingLost
 from genlab.training.data import open_train_data
 from genlab.training.device import autocast, resolve_device, resolve_precision
 

@@ -1,18 +1,26 @@
-"""Is the tracking store there? Fail a stage in seconds when it is not, and say what to do.
+"""Where the tracking store is, and whether it answers: no MLflow import here, so a stage checks in
+a fraction of a second, before it loads torch or MLflow.
+
+The default store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`,
+anchored at the repository root (DVC_ROOT for stages), never the current directory, so that
+`dvc exp run --temp` (which runs in .dvc/tmp/exps/...) logs to the same store. Setting
+MLFLOW_TRACKING_URI (e.g. a team's `mlflow server`) overrides both. GENLAB_TRACKING=off makes the
+stages write their DVC outputs and log nothing (how `genlab audit` rebuilds a run without touching it).
 
 MLflow's HTTP client retries a refused connection with exponential back-off for about four minutes
 (7 retries, factor 2) and then ends in a traceback. A stage that cannot log should instead fail
-before it trains, in seconds: `check_store` probes an `http(s)://` server's /health endpoint once,
-with a short timeout, before any torch work. During training genlab bounds MLflow's retries to about
-15 s (`bound_http_retries`, unless the user set MLFLOW_HTTP_REQUEST_* themselves), so a server that
-goes away stops the stage with `TrackingLost` instead of hanging; the last epoch's checkpoint is kept
-and the re-run resumes in the same MLflow run (genlab.training.loop).
+before it trains, in seconds: `require_store` probes an `http(s)://` server's /health endpoint once,
+with a short timeout. During training genlab bounds MLflow's retries to about 15 s
+(`bound_http_retries`, unless the user set MLFLOW_HTTP_REQUEST_* themselves), so a server that goes
+away stops the stage with `TrackingLost` instead of hanging; the last epoch's checkpoint is kept and
+the re-run resumes in the same MLflow run (genlab.training.loop).
 """
 from __future__ import annotations
 
 import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 from genlab.errors import GenlabError
@@ -65,3 +73,36 @@ def check_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
 def lost(uri: str, err: BaseException) -> TrackingLost:
     first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
     return TrackingLost(f"MLflow tracking store {uri} stopped answering ({type(err).__name__}: {first_line})")
+
+
+def experiment_page(experiment_id: str | None = None) -> str:
+    """The UI route of an experiment's runs table (or of the experiments list). MLflow 3 opens every
+    experiment as a GenAI app (traces, token usage) unless the browser has chosen "Model training"
+    once; `workflowType` in the route chooses it."""
+    path = f"experiments/{experiment_id}" if experiment_id else "experiments"
+    return f"#/{path}?workflowType=machine_learning"
+
+
+def repo_root() -> Path:
+    """The repository root: DVC_ROOT when set by DVC, else the nearest parent holding dvc.yaml."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for path in (here, *here.parents):
+        if (path / "dvc.yaml").exists() or (path / ".git").exists():
+            return path
+    return here
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+
+
+def require_store() -> None:
+    """Fail in seconds, before any work, when the tracking server cannot be reached (tracking on)."""
+    if tracking_enabled():
+        check_store(tracking_uri())
+
+
+def tracking_enabled() -> bool:
+    return os.environ.get("GENLAB_TRACKING", "on").lower() not in ("off", "0", "false", "no")
