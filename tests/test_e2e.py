@@ -9,11 +9,13 @@ fixture); the tests then check the outputs, the MLflow runs, DVC's skipping and 
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import re
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -25,7 +27,7 @@ from genlab.models import MODEL_TYPES
 from browser import chromium, experiment_page, fetch, mlflow_ui, rendered_dom, screenshot, visible_text
 from httpserver import FileServer
 from miniatures import lfw_archive
-from projects import MIRROR, make_project, ran_stages, tiny_params
+from projects import MIRROR, env_for, make_project, ran_stages, tiny_params
 from projects import dvc as project_dvc
 
 pytestmark = [
@@ -310,3 +312,22 @@ def test_changing_one_datasets_preprocessing_reruns_only_what_depends_on_it(proj
     changed = dvc(repo, "repro")
     expected = {f"{stage}@lfw" for stage in PER_DATASET if stage != "download"} | model_stages(*FACES) | {"report"}
     assert ran_stages(changed.stdout + changed.stderr) == expected
+
+
+def test_compare_two_runs_of_the_store(project, tmp_path):
+    repo = project["repo"]
+    out = tmp_path / "cmp.html"
+    proc = subprocess.run([sys.executable, "-m", "genlab", "compare", "gan", "dcgan", "-o", str(out)],
+                          cwd=repo, env=env_for(repo), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist").experiment_id
+    for name in ("gan", "dcgan"):
+        run = client.search_runs([experiment], filter_string=f"tags.`genlab.model` = '{name}'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
+        assert run.info.run_id in page, name
+        assert base64.b64encode((repo / "samples" / f"{name}.png").read_bytes()).decode() in page, name
+        assert f"{run.data.metrics['fid']:.6g}" in page, name
+    differing = page.split("<h2>Params that differ</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<th>model.type</th>" in differing and "<th>seed</th>" not in differing  # seed: 0 in both
