@@ -34,7 +34,10 @@ test: install
 test-fast: install
 	$(RUN) python -m pytest -q -m "not e2e"
 
+# MLflow 3 opens experiments as GenAI apps (traces, token usage) until "Model training" is chosen
+# once in the browser; this address chooses it and lands on the runs tables.
 ui: install
+	@echo "genlab: open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlartifacts" --port 5000
 

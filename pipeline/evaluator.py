@@ -10,10 +10,11 @@ def main(argv):
     data, weights, features, metrics = map(Path, positional(argv, "packed.h5", "weights.pt", "features.h5",
                                                              "metrics.json"))
     params = load_params(models=False)
-    from genlab.metrics.evaluate import train_evaluator, write_metrics
+    from genlab.io import write_metrics
+    from genlab.metrics.evaluate import train_evaluator
 
     record = train_evaluator(data, weights, features, params.evaluator, params.seed)
-    write_metrics(metrics, record)
+    write_metrics(metrics, record, {k: record.get(k) for k in ("test_accuracy", "train_images", "test_images")})
     accuracy = record["test_accuracy"]
     print(f"evaluator {record['dataset']}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None
                                                else record["reason"]))

@@ -10,12 +10,13 @@ def main(argv):
     data, real, classifier, classifier_features, out = map(Path, positional(
         argv, "packed.h5", "real_features.h5", "classifier.pt", "classifier_features.h5", "metrics.json"))
     params = load_params(models=False)
-    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference, write_metrics
+    from genlab.io import write_metrics
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference, metric_numbers
 
     record = {"model": "reference", **evaluate_reference(
         data, params.sample["num_samples"], real, EvaluatorFiles(classifier, classifier_features),
         params.eval, params.seed)}
-    write_metrics(out, record)
+    write_metrics(out, record, metric_numbers(record))
     print(f"reference (real train vs test): FID {record['fid']['value']:.2f}  KID {record['kid']['mean']:.4f} "
           f"(N={record['fid']['n_fake']} vs {record['fid']['n_real']})")
 

@@ -8,7 +8,10 @@ from genlab.config import load_params
 def main(argv):
     name, model_dir, out, grid = positional(argv, "model", "model_dir", "samples.h5", "grid.png")
     params = load_params()
-    params.model(name)
+    params.model(name)  # validate, and reach the tracking store, before the heavy imports
+    from genlab.tracking import require_store
+
+    require_store()
     from genlab.sampling.sample import generate_samples, sample_grid, write_samples
     from genlab.tracking import TrainingRun
     from genlab.training.device import resolve_device

@@ -8,7 +8,10 @@ from genlab.config import load_params
 def main(argv):
     name, data, out_dir, curves = positional(argv, "model", "packed.h5", "out_dir", "curves.csv")
     params = load_params()
-    params.model(name)  # validate before importing torch-heavy code
+    params.model(name)  # validate, and reach the tracking store, before the heavy imports
+    from genlab.tracking import require_store
+
+    require_store()
     from genlab.tracking import TrainingRun
     from genlab.training.loop import train_model
 

@@ -30,6 +30,7 @@ def make_project(repo: Path, params: dict) -> Path:
     (repo / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n")
     git(repo, "init", "-q")
     dvc(repo, "init", "-q")
+    shutil.copytree(REPO / ".dvc" / "plots", repo / ".dvc" / "plots")  # the plot templates dvc.yaml names
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "pipeline")
     return repo

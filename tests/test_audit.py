@@ -123,14 +123,22 @@ def test_retrain_rebuilds_the_model_byte_for_byte(origin):
 def test_hand_edited_metrics_file_fails(origin):
     repo = clone(origin, "edited-metrics")
     path = repo / "metrics" / "gan.json"
-    record = json.loads(path.read_text())
-    record["fid"]["value"] = record["fid"]["value"] / 2
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    numbers = json.loads(path.read_text())
+    numbers["fid"] = numbers["fid"] / 2
+    path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
     git(repo, "commit", "-q", "-am", "a better FID")
     code, report, output = audit(origin, repo, "gan", "--no-rebuild")
     assert code == 1, output
     assert "metrics/gan.json (modified)" in mismatches(report)
-    assert "fid_n12: MLflow" in mismatches(report)  # the run's logged FID is not the file's
+    assert "fid: metrics/gan.json" in mismatches(report)  # the file's FID is not its protocol record's
+
+    protocol = repo / "metrics" / "gan.protocol.json"  # both edited alike: the run's logged FID differs
+    record = json.loads(protocol.read_text())
+    record["fid"]["value"] = numbers["fid"]
+    protocol.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    git(repo, "commit", "-q", "-am", "and its protocol file")
+    code, report, output = audit(origin, repo, "gan", "--no-rebuild")
+    assert code == 1 and "fid_n12: MLflow" in mismatches(report), output
 
 
 def test_swapped_samples_fail(origin):

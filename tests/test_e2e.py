@@ -9,21 +9,25 @@ fixture); the tests then check the outputs, the MLflow runs, DVC's skipping and 
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import re
 import subprocess
+import sys
 from pathlib import Path
-
-import hashlib
+from urllib.parse import urlencode
 
 import pytest
 import yaml
 
+from genlab.io import read_record
 from genlab.models import MODEL_TYPES
+from browser import chromium, experiment_page, fetch, mlflow_ui, rendered_dom, screenshot, visible_text
 from httpserver import FileServer
 from miniatures import lfw_archive
-from projects import MIRROR, make_project, ran_stages, tiny_params
+from projects import MIRROR, env_for, make_project, ran_stages, tiny_params
 from projects import dvc as project_dvc
 
 pytestmark = [
@@ -106,12 +110,12 @@ def test_faces_are_packed_as_rgb_64_and_their_models_scored_without_a_classifier
         assert f["train/images"].shape[1:] == (3, 64, 64) and "labels" not in f["train"]
         assert json.loads(f.attrs["preprocessing"])["crop"] == 90
     for name in FACES:
-        record = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        record = read_record(repo / "metrics" / f"{name}.json")
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == "lfw/test", name
         assert record["classifier_fid"]["value"] is None and "no class labels" in record["classifier_fid"]["reason"]
         with h5py.File(repo / "samples" / f"{name}.h5") as f:
             assert f["images"].shape == (12, 3, 64, 64)
-    evaluator = json.loads((repo / "metrics" / "evaluator-lfw.json").read_text())
+    evaluator = read_record(repo / "metrics" / "evaluator-lfw.json")
     assert evaluator["test_accuracy"] is None and "no class labels" in evaluator["reason"]
 
 
@@ -125,8 +129,14 @@ def test_one_mlflow_experiment_per_dataset(project):
 
 
 def test_metrics_files_hold_finite_fid_and_kid(project):
+    from genlab.metrics.evaluate import metric_numbers
+
     for name in MODEL_TYPES:  # the Fashion-MNIST entries carry the types' names
-        record = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
+        record = read_record(project["repo"] / "metrics" / f"{name}.json")
+        # the DVC metrics file: the numbers alone; the protocol file: each number's protocol
+        numbers = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
+        assert numbers == metric_numbers(record) and numbers["fid"] == record["fid"]["value"], name
+        assert all(v is None or isinstance(v, (int, float)) for v in numbers.values()), numbers
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["value"] > 0, name
         assert math.isfinite(record["kid"]["mean"]), name
         assert record["fid"]["n_fake"] == 12 and record["fid"]["n_real"] == 12
@@ -167,7 +177,7 @@ def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
         assert len({m.step for m in history}) == len(history)
         # evaluation landed in the same run
         metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
-        assert run.data.metrics["fid"] == pytest.approx(metrics["fid"]["value"])
+        assert run.data.metrics["fid"] == metrics["fid"]
         artifacts = {a.path for a in client.list_artifacts(run_id)}
         assert {"samples", "model", "curves", "metrics", "images", "lineage"} <= artifacts, name
         assert [a.path for a in client.list_artifacts(run_id, "samples")] == [f"samples/{name}.png"]
@@ -205,11 +215,81 @@ def test_report_lists_every_model_and_the_reference(project):
     assert sections == {"fashion-mnist": set(MODEL_TYPES) | {"reference"}, "lfw": set(FACES) | {"reference"}}
     assert (board["status"] == "ok").all()
     for dataset in DATASETS:
-        reference = json.loads((repo / "metrics" / f"reference-{dataset}.json").read_text())
+        reference = read_record(repo / "metrics" / f"reference-{dataset}.json")
         assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
         assert reference["fid"]["real_split"] == f"{dataset}/test"
     page = (repo / "reports" / "index.html").read_text()
     assert "../samples/dcgan.png" in page and "curves/dcgan.png" in page
+
+
+def test_runs_show_as_model_training_with_dataset_and_source_in_the_mlflow_ui(project):
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI view
+    data_md5 = hashlib.md5((repo / "data/packed/fashion-mnist.h5").read_bytes()).hexdigest()
+    for name in ("gan", "vae"):
+        run = client.get_run(json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"])
+        (dataset_input,) = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == "fashion-mnist" and dataset_input.dataset.digest == data_md5[:12]
+        assert {t.key: t.value for t in dataset_input.tags} == {"mlflow.data.context": "train"}
+        assert run.data.tags["mlflow.source.name"] == f"dvc repro train@{name}"
+        assert run.data.tags["mlflow.source.git.commit"] == run.data.tags["git.commit"]
+        assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "metrics")) == [
+            f"metrics/{name}.json", f"metrics/{name}.protocol.json"]
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Chromium (`apt-get install chromium`)")
+def test_the_mlflow_ui_in_a_browser_shows_the_runs_their_curves_and_grids(project, tmp_path):
+    from genlab.server import free_port
+
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist")
+    run_id = json.loads((repo / "models" / "dcgan" / "mlflow_run.json").read_text())["run_id"]
+    with mlflow_ui(repo, free_port()) as url:
+        page = f"{url}/{experiment_page(experiment.experiment_id)}"  # what `make ui` prints
+        text = visible_text(rendered_dom(page))
+        assert "Run Name" in text and "Token Usage" not in text  # the runs table, not the GenAI overview
+        for name in ("dcgan", "wgan_gp", "vae"):  # its rows, with their Dataset and Source columns
+            assert re.search(rf"\b{name}\b", text), name
+        assert "fashion-mnist" in text and "train@" in text, text[-3000:]
+        screenshot(page, tmp_path / "runs.png")
+
+        # what a run's page fetches: its metric history and its step-indexed sample grids
+        history = json.loads(fetch(f"{url}/ajax-api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss_d"))
+        assert len(history["metrics"]) == len(client.get_metric_history(run_id, "loss_d")) >= 5
+        grids = [a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png")]
+        png = fetch(f"{url}/get-artifact?{urlencode({'path': grids[0], 'run_uuid': run_id})}")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        run_page = visible_text(rendered_dom(f"{url}/#/experiments/{experiment.experiment_id}/runs/{run_id}"))
+        assert "dcgan" in run_page and "loss_d" in run_page
+
+
+def test_dvc_plots_show_and_exp_show_render_without_errors(project):
+    repo = project["repo"]
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    overlaid = {}
+    for name in ("losses", "scores"):  # the top-level plots: every model in one plot, coloured by model
+        (spec,) = [entry for entry in plots["data"][name] if entry["type"] == "vega"]
+        rows = spec["content"]["data"]["values"]
+        overlaid[name] = {row["model"] for row in rows}
+        assert spec["content"]["encoding"]["color"]["field"] == "model"
+    adversarial = {n for n, cls in MODEL_TYPES.items() if hasattr(cls, "loss_name")}
+    assert overlaid["losses"] == set(MODEL_TYPES) | set(FACES)
+    assert adversarial <= overlaid["scores"]
+    html_dir = repo.with_name(f"{repo.name}-plots")
+    out = dvc(repo, "plots", "show", "-o", str(html_dir))
+    assert "error" not in (out.stdout + out.stderr).lower() and (html_dir / "index.html").stat().st_size > 0
+
+    shown = dvc(repo, "exp", "show", "--json")
+    assert "error" not in shown.stderr.lower(), shown.stderr
+    table = dvc(repo, "exp", "show", "--no-pager", "--only-changed").stdout + dvc(repo, "metrics", "show").stdout
+    assert "weights_sha256" not in table and "extractor" not in table and "reason" not in table
+    metrics = dvc(repo, "metrics", "show", "--json").stdout
+    (workspace,) = [rev["data"] for rev in json.loads(metrics).values()]
+    assert workspace["metrics/gan.json"]["data"]["fid"] > 0
 
 
 def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
@@ -232,3 +312,22 @@ def test_changing_one_datasets_preprocessing_reruns_only_what_depends_on_it(proj
     changed = dvc(repo, "repro")
     expected = {f"{stage}@lfw" for stage in PER_DATASET if stage != "download"} | model_stages(*FACES) | {"report"}
     assert ran_stages(changed.stdout + changed.stderr) == expected
+
+
+def test_compare_two_runs_of_the_store(project, tmp_path):
+    repo = project["repo"]
+    out = tmp_path / "cmp.html"
+    proc = subprocess.run([sys.executable, "-m", "genlab", "compare", "gan", "dcgan", "-o", str(out)],
+                          cwd=repo, env=env_for(repo), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    page = out.read_text()
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist").experiment_id
+    for name in ("gan", "dcgan"):
+        run = client.search_runs([experiment], filter_string=f"tags.`genlab.model` = '{name}'",
+                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
+        assert run.info.run_id in page, name
+        assert base64.b64encode((repo / "samples" / f"{name}.png").read_bytes()).decode() in page, name
+        assert f"{run.data.metrics['fid']:.6g}" in page, name
+    differing = page.split("<h2>Params that differ</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "<th>model.type</th>" in differing and "<th>seed</th>" not in differing  # seed: 0 in both

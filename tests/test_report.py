@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from genlab.io import write_json_atomic
+from genlab.io import protocol_path, write_json_atomic, write_metrics
+from genlab.reporting.leaderboard import OVERLAY_POINTS
 from genlab.reporting import ModelEntry, write_report
 
 
@@ -16,7 +17,7 @@ def fake_outputs(root, models, first_fid=50.0):
         record = {"model": name,
                   "fid": {"value": first_fid - 10 * i, "n_fake": 500, "n_real": 1000, "extractor": "x", "precision": "fp32"},
                   "kid": {"mean": 0.05 - 0.01 * i, "std": 0.001, "n_fake": 500, "n_real": 1000}}
-        write_json_atomic(root / "metrics" / f"{name}.json", record)
+        write_metrics(root / "metrics" / f"{name}.json", record, {"fid": record["fid"]["value"]})
         write_json_atomic(root / "models" / name / "mlflow_run.json", {"run_id": f"run-{name}"})
         (root / "plots").mkdir(exist_ok=True)
         (root / "plots" / f"{name}.csv").write_text("step,loss_d,loss_g,real_score,fake_score\n1,1.3,0.7,0.6,0.4\n2,1.2,0.8,0.55,0.45\n")
@@ -45,7 +46,7 @@ def test_every_model_present_sorted_by_fid(tmp_path):
 
 def test_one_model_missing_still_renders_with_the_reason(tmp_path):
     fake_outputs(tmp_path, ["a", "b"])
-    (tmp_path / "metrics" / "b.json").unlink()
+    protocol_path(tmp_path / "metrics" / "b.json").unlink()
     frame = report(tmp_path, ["a", "b"])
     assert list(frame["model"]) == ["a", "b", "reference"]  # the missing ones last
     row = frame.set_index("model").loc["b"]
@@ -66,9 +67,9 @@ def test_rows_grouped_by_dataset_each_with_its_reference(tmp_path):
     fake_outputs(tmp_path, ["f1", "f2"])
     fake_outputs(tmp_path, ["l1", "l2"], first_fid=150.0)
     for dataset, fid in (("fashion-mnist", 5.0), ("lfw", 20.0)):
-        write_json_atomic(tmp_path / "metrics" / f"reference-{dataset}.json",
-                          {"model": "reference", "fid": {"value": fid, "n_fake": 500, "n_real": 1000},
-                           "kid": {"mean": 0.0, "std": 0.0}})
+        write_metrics(tmp_path / "metrics" / f"reference-{dataset}.json",
+                      {"model": "reference", "fid": {"value": fid, "n_fake": 500, "n_real": 1000},
+                       "kid": {"mean": 0.0, "std": 0.0}})
     frame = report(tmp_path, ["f1", "l1", "f2", "l2"], datasets=("lfw", "fashion-mnist"),
                    dataset_of=lambda name: "lfw" if name.startswith("l") else "fashion-mnist")
     assert list(zip(frame["dataset"], frame["model"])) == [
@@ -79,3 +80,21 @@ def test_rows_grouped_by_dataset_each_with_its_reference(tmp_path):
     assert md.index("## lfw") < md.index("| 1 | reference | real data | 20.00 |") < md.index("## fashion-mnist")
     page = (tmp_path / "reports" / "index.html").read_text()
     assert page.index("<h2>lfw</h2>") < page.index("<h2>fashion-mnist</h2>")
+
+
+def test_overlays_hold_every_models_curves_in_one_long_table_per_group(tmp_path):
+    fake_outputs(tmp_path, ["a", "b"])
+    steps = OVERLAY_POINTS * 3 + 1  # a long run: thinned to at most OVERLAY_POINTS points per curve
+    lines = "\n".join(f"{i},{i / steps:.4f},0.5,0.1" for i in range(1, steps + 1))
+    (tmp_path / "plots" / "c.csv").write_text(f"step,loss,recon,kl\n{lines}\n")
+    report(tmp_path, ["a", "b", "c"])
+    losses = pd.read_csv(tmp_path / "reports" / "overlay" / "losses.csv")
+    scores = pd.read_csv(tmp_path / "reports" / "overlay" / "scores.csv")
+    assert list(losses.columns) == ["step", "model", "metric", "value"]
+    assert set(zip(losses["model"], losses["metric"])) == {
+        ("a", "loss_d"), ("a", "loss_g"), ("b", "loss_d"), ("b", "loss_g"), ("c", "loss"), ("c", "recon"), ("c", "kl")}
+    assert set(scores["model"]) == {"a", "b"} and set(scores["metric"]) == {"real_score", "fake_score"}
+    a = losses[(losses["model"] == "a") & (losses["metric"] == "loss_g")]
+    assert a["step"].tolist() == [1, 2] and a["value"].tolist() == [0.7, 0.8]
+    c = losses[(losses["model"] == "c") & (losses["metric"] == "loss")]
+    assert len(c) <= OVERLAY_POINTS and c["step"].iloc[0] == 1 and c["step"].is_monotonic_increasing

@@ -54,6 +54,7 @@ class Stage:
     args: tuple[str, ...]        # the script's argv[1:]
     deps: tuple[str, ...]        # repo-relative paths
     params: tuple[str, ...]      # params.yaml keys; ("",) means the whole file
+    outs: tuple[str, ...] = ()   # repo-relative paths
 
 
 def _stages() -> list[Stage]:
@@ -70,7 +71,8 @@ def _stages() -> list[Stage]:
                 keys.extend(p.params if p.params else [""])
             deps = tuple(Path(d.def_path).as_posix().rstrip("/") for d in stage.deps
                          if type(d).__name__ != "ParamsDependency")
-            out.append(Stage(stage.addressing, words[1], tuple(words[2:]), deps, tuple(keys)))
+            outs = tuple(Path(o.def_path).as_posix().rstrip("/") for o in stage.outs)
+            out.append(Stage(stage.addressing, words[1], tuple(words[2:]), deps, tuple(keys), outs))
     return out
 
 
@@ -410,6 +412,22 @@ def test_deps_cover_the_code_each_stage_runs(code_by_script):
     problems = {s.name: missing for s in STAGES if (missing := uncovered_code(s, code_by_script[s.script]))}
     assert not problems, "stages run code their deps do not list:\n" + "\n".join(
         f"  {name}: {', '.join(files)}" for name, files in problems.items())
+
+
+def path_arguments(stage: Stage) -> list[str]:
+    """The stage's arguments that name files: with a `/`, or a top-level folder of some stage's outputs."""
+    tops = {o.split("/")[0] for s in STAGES for o in s.outs}
+    return [a for a in stage.args if "/" in a or a in tops]
+
+
+def test_every_path_a_stage_is_given_is_a_dep_or_an_out():
+    """A file a stage reads but does not list (e.g. evaluate reading models/<m>/mlflow_run.json, the
+    run it logs into) is a file whose change re-runs nothing: a re-trained model's new MLflow run would
+    get no metrics, and the report would name the old run."""
+    problems = {s.name: missing for s in STAGES
+                if (missing := [a for a in path_arguments(s) if not covered_by_deps(a, s.deps + s.outs)])}
+    assert not problems, "stages are given paths that are neither deps nor outs:\n" + "\n".join(
+        f"  {name}: {', '.join(paths)}" for name, paths in problems.items())
 
 
 def test_params_cover_the_keys_each_stage_reads():

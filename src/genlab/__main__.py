@@ -22,6 +22,14 @@ def _audit(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from genlab.reporting.compare import compare_runs
+    from genlab.tracking import client
+
+    print(f"wrote {compare_runs(client(), args.runs, args.output)}")
+    return 0
+
+
 def _env(args: argparse.Namespace) -> int:
     from genlab.tracking.lineage import environment
 
@@ -46,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "its outputs from the DVC cache or remote, check that the run's artifacts and metrics are "
                     "the bytes DVC tracks, re-run sample and evaluate there and compare. Exit 0: pass, "
                     "1: a mismatch, 2: the run cannot be audited (the report says why).")
-    audit.add_argument("run", help="an MLflow run id, or a model name (its latest run)")
+    audit.add_argument("run", help="an MLflow run id, or a model name or `dvc exp` name (its latest run)")
     audit.add_argument("--repo", default=".", help="the project's git repository (default: the current directory)")
     audit.add_argument("--rev", help="audit the results at this commit instead of the newest one recording the run")
     audit.add_argument("--retrain", action="store_true",
@@ -58,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", type=Path, help="where to write the report (default: ~/.cache/genlab/audits/RUN.json)")
     audit.add_argument("--no-tag", action="store_true", help="do not tag the MLflow run with the verdict")
     audit.set_defaults(func=_audit)
+
+    compare = sub.add_parser(
+        "compare", help="MLflow runs side by side in one self-contained HTML page",
+        description="Write one HTML file (images embedded, no scripts; to mail or attach) with the runs' final "
+                    "sample grids side by side, their per-epoch grids on a shared epoch axis, every per-step "
+                    "metric overlaid, the params that differ, and the metrics logged once (FID, KID, ...) with "
+                    "their protocols, marked where the protocols differ. Reads the tracking store through MLflow "
+                    "(MLFLOW_TRACKING_URI, else the repository's mlflow.db).")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="an MLflow run id, a model name (its latest run) or a `dvc exp` name (its latest run)")
+    compare.add_argument("-o", "--output", type=Path, default=Path("compare.html"),
+                         help="the HTML file to write (default: compare.html in the current directory)")
+    compare.set_defaults(func=_compare)
 
     server = sub.add_parser(
         "server", help="a team's MLflow tracking server on PostgreSQL (runs until Ctrl-C)",

@@ -10,7 +10,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 
 @contextlib.contextmanager
@@ -56,3 +56,25 @@ def cache_dir() -> Path:
     if os.environ.get("GENLAB_CACHE"):
         return Path(os.environ["GENLAB_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab"
+
+
+# -- metrics files -------------------------------------------------------------------------
+def protocol_path(metrics_path: Path) -> Path:
+    """metrics/<name>.json -> metrics/<name>.protocol.json: the full record behind the numbers."""
+    return Path(metrics_path).with_suffix(".protocol.json")
+
+
+def write_metrics(path: Path, record: Mapping[str, Any], numbers: Mapping[str, Any] | None = None) -> None:
+    """Two files: `path`, the numbers only (a DVC metrics file: DVC's tables show every field as a
+    column), and protocol_path(path), the whole record with each number's protocol and every null's
+    reason, read by the leaderboard, `genlab audit` and `genlab compare`. `numbers` defaults to the
+    record's top-level numbers."""
+    if numbers is None:
+        numbers = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    write_json_atomic(protocol_path(path), record)
+    write_json_atomic(path, numbers)
+
+
+def read_record(metrics_path: Path) -> dict[str, Any]:
+    """The whole record behind a metrics file (its protocol file)."""
+    return json.loads(protocol_path(metrics_path).read_text())

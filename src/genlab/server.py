@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from genlab.errors import GenlabError
+from genlab.tracking.store import experiment_page
 
 ROLE = "genlab"
 DATABASE = "mlflow"
@@ -169,6 +170,7 @@ def serve(directory: Path, *, host: str, port: int, pg_port: int | None, workers
     with running_server(directory, host=host, port=port, pg_port=pg_port, workers=workers) as url:
         print(f"MLflow server on PostgreSQL: {url}  (store and artifacts in {directory})")
         print(f"point the pipeline at it:  export MLFLOW_TRACKING_URI={url}")
+        print(f"runs in the browser:       {url}/{experiment_page()}")
         with contextlib.suppress(KeyboardInterrupt):
             while not stop["now"]:
                 time.sleep(0.5)

@@ -31,6 +31,7 @@ from genlab.audit.checks import (INCONCLUSIVE, INFO, MATCH, MISMATCH, WITHIN, Re
                                  entry_differences, format_table, sha256, short, status_problems)
 from genlab.audit.locate import CannotAudit, RunLineage, find_commit, git, lock_at, read_lineage, resolve_run
 from genlab.audit.worktree import Worktree
+from genlab.io import protocol_path, read_record
 
 EXIT_PASS, EXIT_MISMATCH, EXIT_CANNOT = 0, 1, 2
 DEFAULT_TOLERANCE = 0.01
@@ -51,7 +52,7 @@ def audit(ref: str, root: Path, *, rev: str | None = None, rebuild: bool = True,
           tolerance: float = DEFAULT_TOLERANCE, json_path: Path | None = None, tag: bool = True,
           log=print) -> AuditResult:
     from genlab.tracking import client as tracking_client
-    from genlab.tracking.mlflow_run import tracking_uri
+    from genlab.tracking.store import tracking_uri
 
     t0 = time.perf_counter()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -165,7 +166,7 @@ def _stage_files(lineage: RunLineage, kind: str) -> dict[str, str]:
 
 
 def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) -> None:
-    from genlab.metrics.evaluate import mlflow_metrics
+    from genlab.metrics.evaluate import metric_numbers, mlflow_metrics
 
     wanted = (("model", "train"), ("samples", "sample"), ("metrics", "evaluate"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,15 +185,21 @@ def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) 
                 mine, theirs = sha256(Path(local)), sha256(tree.path / files[name])
                 report.add(f"MLflow {artifact.path} = {files[name]}", mine, theirs, MATCH if mine == theirs else MISMATCH,
                            "" if mine == theirs else "the run's artifact is not the file DVC tracks")
-    metrics_path = tree.path / _stage_files(lineage, "evaluate")[f"{lineage.model}.json"] \
-        if f"{lineage.model}.json" in _stage_files(lineage, "evaluate") else None
-    if metrics_path is None or not metrics_path.exists():
-        report.add("metrics file", "—", "absent", MISMATCH, "the evaluate stage's metrics file is missing")
+    metrics_rel = _stage_files(lineage, "evaluate").get(f"{lineage.model}.json")
+    metrics_path = tree.path / metrics_rel if metrics_rel else None
+    if metrics_path is None or not metrics_path.exists() or not protocol_path(metrics_path).exists():
+        report.add("metrics file", "—", "absent", MISMATCH, "the evaluate stage's metrics or protocol file is missing")
         return
-    committed = mlflow_metrics(json.loads(metrics_path.read_text()))
+    record = read_record(metrics_path)
+    committed = mlflow_metrics(record)
     diffs = [f"{k}: MLflow {short(lineage.metrics.get(k))}, file {short(v)}" for k, v in sorted(committed.items())
              if lineage.metrics.get(k) != v]
     report.add("MLflow metrics = metrics file", f"{len(committed)} values", "", MISMATCH if diffs else MATCH,
+               "\n".join(diffs))
+    numbers, expected = json.loads(metrics_path.read_text()), metric_numbers(record)
+    diffs = [f"{k}: {metrics_rel} {short(numbers.get(k))}, its protocol file {short(v)}"
+             for k, v in sorted(expected.items()) if numbers.get(k) != v]
+    report.add("metrics file = its protocol file", f"{len(expected)} values", "", MISMATCH if diffs else MATCH,
                "\n".join(diffs))
 
 
@@ -215,7 +222,7 @@ def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance
     model = lineage.model
     files = _stage_files(lineage, "evaluate")
     metrics_rel = files.get(f"{model}.json")
-    committed = json.loads((tree.path / metrics_rel).read_text()) if metrics_rel else {}
+    committed = read_record(tree.path / metrics_rel) if metrics_rel else {}
     exact_train, why_train = _same_kind(lineage, "train")
     exact_sample, why_sample = _same_kind(lineage, "sample")
     exact_eval, why_eval = _same_kind(lineage, "evaluate")
@@ -263,7 +270,7 @@ def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance
             else:
                 report.add(f"rebuilt {out['path']}", mine, theirs, MISMATCH,
                            "re-running the stage from the recorded model gave other bytes in the same environment")
-    rebuilt = json.loads((tree.path / metrics_rel).read_text()) if metrics_rel else {}
+    rebuilt = read_record(tree.path / metrics_rel) if metrics_rel else {}
     exact = exact_eval and exact_samples and _same_protocol(committed, rebuilt)
     rebuilt_values, committed_values = mlflow_metrics(rebuilt), mlflow_metrics(committed)
     for key in sorted(set(committed_values) | set(rebuilt_values)):

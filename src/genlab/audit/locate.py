@@ -11,7 +11,6 @@ later commit that swapped an output is what gets audited, and fails.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -51,16 +50,13 @@ def git(root: Path, *args: str, check: bool = True) -> str:
 
 
 def resolve_run(client, ref: str):
-    """An MLflow run id, or a model name (the latest run of that model in any experiment)."""
-    if re.fullmatch(r"[0-9a-f]{32}", ref):
-        return client.get_run(ref)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, filter_string=f"tags.`genlab.model` = '{ref}'",
-                              order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
-    if not runs:
-        raise CannotAudit(f"no MLflow run of a model named {ref!r} in {client.tracking_uri} "
-                          f"(give a run id, or a key of params.yaml's models that has been trained)")
-    return runs[0]
+    """An MLflow run id, a model name or a `dvc exp` name (the latest run of either) in any experiment."""
+    from genlab.reporting.compare import UnknownRun, find_run
+
+    try:
+        return find_run(client, ref)
+    except UnknownRun as err:
+        raise CannotAudit(str(err)) from None
 
 
 def read_lineage(client, run) -> RunLineage:

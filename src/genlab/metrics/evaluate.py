@@ -8,7 +8,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from genlab.data.hdf5 import read_info, read_split
-from genlab.io import write_json_atomic
 from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
 from genlab.metrics.fid import compute_fid_kid, compute_precision_recall
 from genlab.metrics.inception import INCEPTION_EXTRACTOR, resolve_runtime
@@ -117,20 +116,24 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
     }
 
 
+def metric_numbers(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """The numbers a user compares across models and experiments: the DVC metrics file
+    (`dvc metrics show`, `dvc exp show`); null where the protocol file gives the reason."""
+    return {"fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"], "kid_std": record["kid"]["std"],
+            "precision": record["precision_recall"]["precision"], "recall": record["precision_recall"]["recall"],
+            "classifier_fid": record["classifier_fid"]["value"], "classifier_is": record["classifier_is"]["mean"],
+            "classes_covered": record["class_histogram"]["classes_covered"],
+            "conditional_accuracy": record["conditional_accuracy"]["value"],
+            "inception_score": record["inception_score"]["value"]}
+
+
 def mlflow_metrics(record: Mapping[str, Any]) -> dict[str, float]:
-    """The flat numbers logged to MLflow, named after their protocol (e.g. fid_inception_n2000)."""
+    """The numbers logged to MLflow: the metrics file's, and FID/KID named after their N as well
+    (e.g. fid_n2000), so runs scored with different N are never compared under one name."""
     n = record["fid"]["n_fake"]
-    out = {f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
-           f"kid_std_n{n}": record["kid"]["std"], "fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"],
-           "classifier_is": record["classifier_is"]["mean"], "classifier_fid": record["classifier_fid"]["value"],
-           "classes_covered": record["class_histogram"]["classes_covered"],
-           "precision": record["precision_recall"]["precision"], "recall": record["precision_recall"]["recall"],
-           "conditional_accuracy": record["conditional_accuracy"]["value"]}
-    return {key: value for key, value in out.items() if value is not None}  # null: see the metrics file's reason
-
-
-def write_metrics(path: Path, record: Mapping[str, Any]) -> None:
-    write_json_atomic(path, record)
+    out = {**metric_numbers(record), f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
+           f"kid_std_n{n}": record["kid"]["std"]}
+    return {key: value for key, value in out.items() if value is not None}  # null: see the protocol file's reason
 
 
 TORCH_FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"

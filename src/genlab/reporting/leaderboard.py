@@ -15,7 +15,7 @@ from typing import Iterable, NamedTuple
 
 import pandas as pd
 
-from genlab.io import atomic_path, write_bytes_atomic
+from genlab.io import atomic_path, protocol_path, read_record, write_bytes_atomic
 
 COLUMNS = ["dataset", "model", "type", "fid", "kid_mean", "kid_std", "precision", "recall", "classifier_fid", "classifier_is",
            "classes_covered", "conditional_accuracy", "n_fake", "n_real", "extractor", "compute_precision", "train_precision",
@@ -42,10 +42,10 @@ def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path) -> dict:
     run_file = models_dir / entry.name / "mlflow_run.json"
     row["run_id"] = json.loads(run_file.read_text())["run_id"] if run_file.exists() and not is_reference else None
     path = metrics_dir / f"{reference_metrics_name(entry.dataset) if is_reference else entry.name}.json"
-    if not path.exists():
-        row["status"] = f"no metrics: {path} is missing (training or evaluation did not finish)"
+    if not protocol_path(path).exists():
+        row["status"] = f"no metrics: {protocol_path(path)} is missing (training or evaluation did not finish)"
         return row
-    record = json.loads(path.read_text())
+    record = read_record(path)
     fid, kid = record.get("fid", {}), record.get("kid", {})
     prc = record.get("precision_recall", {})
     row.update(fid=fid.get("value"), kid_mean=kid.get("mean"), kid_std=kid.get("std"),
@@ -75,6 +75,39 @@ def leaderboard_frame(models: Iterable[ModelEntry], datasets: Iterable[str], met
     return frame.drop(columns=["_dataset", "_missing"]).reset_index(drop=True)
 
 
+def curve_groups(columns: Iterable[str]) -> dict[str, list[str]]:
+    """A model's per-step curves, split into losses and real/fake (or classifier) scores."""
+    return {"losses": [c for c in columns if c.startswith("loss") or c in ("recon", "kl", "adv_latent")],
+            "scores": [c for c in columns if c.endswith("_score") or c.startswith("aux_acc")]}
+
+
+OVERLAY_DIR = "overlay"
+OVERLAY_POINTS = 300  # per model and metric: a readable overlay, a page of a few hundred kB
+
+
+def write_overlays(models: Iterable[ModelEntry], plots_dir: Path, report_dir: Path) -> None:
+    """Every model's curves in one long table per group (step, model, metric, value): the files of
+    dvc.yaml's top-level `losses` and `scores` plots, drawn one colour per model by the template
+    .dvc/plots/by_model.json. (DVC overlays named files only; the models are params, so one file.)
+    Each curve is thinned to every k-th step, at most OVERLAY_POINTS points; the full curves are the
+    train stages' plots."""
+    tables: dict[str, list[pd.DataFrame]] = {group: [] for group in curve_groups(())}
+    for entry in models:
+        csv_path = plots_dir / f"{entry.name}.csv"
+        if not csv_path.exists():
+            continue
+        curves = pd.read_csv(csv_path)
+        curves = curves.iloc[::math.ceil(len(curves) / OVERLAY_POINTS) or 1]
+        for group, columns in curve_groups(curves.columns).items():
+            if columns:
+                long = curves.melt(id_vars="step", value_vars=columns, var_name="metric")
+                tables[group].append(long.assign(model=entry.name)[["step", "model", "metric", "value"]])
+    for group, parts in tables.items():
+        frame = pd.concat(parts) if parts else pd.DataFrame(columns=["step", "model", "metric", "value"])
+        with atomic_path(report_dir / OVERLAY_DIR / f"{group}.csv") as tmp:
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+
+
 def plot_curves(csv_path: Path, out_path: Path, title: str) -> bool:
     """Losses (left) and real/fake scores (right) against step; False when there is no CSV."""
     if not csv_path.exists():
@@ -85,9 +118,7 @@ def plot_curves(csv_path: Path, out_path: Path, title: str) -> bool:
     import matplotlib.pyplot as plt
 
     curves = pd.read_csv(csv_path)
-    losses = [c for c in curves.columns if c.startswith("loss") or c in ("recon", "kl", "adv_latent")]
-    scores = [c for c in curves.columns if c.endswith("_score") or c.startswith("aux_acc")]
-    panels = [p for p in (losses, scores) if p]
+    panels = [p for p in curve_groups(curves.columns).values() if p]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.2), squeeze=False)
     for ax, columns in zip(axes[0], panels):
         for column in columns:
@@ -182,6 +213,7 @@ def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metri
         out = report_dir / "curves" / f"{entry.name}.png"
         if plot_curves(plots_dir / f"{entry.name}.csv", out, entry.name):
             curves[entry.name] = out
+    write_overlays(models, plots_dir, report_dir)
     with atomic_path(report_dir / "leaderboard.csv") as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
     write_bytes_atomic(report_dir / "leaderboard.md", to_markdown(frame).encode())

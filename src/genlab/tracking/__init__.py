@@ -1,4 +1,19 @@
-"""Experiment tracking (MLflow): store location, runs, batched metric logging."""
-from genlab.tracking.mlflow_run import RUN_FILE, TrainingRun, client, provenance_tags, repo_root, tracking_uri
+"""Experiment tracking (MLflow): store location and health, runs, batched metric logging.
 
-__all__ = ["RUN_FILE", "TrainingRun", "client", "provenance_tags", "repo_root", "tracking_uri"]
+Names are loaded on first use, so `from genlab.tracking import require_store` checks the store
+without importing MLflow (about 2 s)."""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {"RUN_FILE": "mlflow_run", "TrainingRun": "mlflow_run", "client": "mlflow_run",
+          "provenance_tags": "mlflow_run", "repo_root": "store", "require_store": "store",
+          "tracking_uri": "store", "tracking_enabled": "store", "experiment_page": "store"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'genlab.tracking' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"genlab.tracking.{_WHERE[name]}"), name)

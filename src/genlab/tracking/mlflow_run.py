@@ -1,70 +1,60 @@
-"""MLflow tracking: where the store lives, one run per trained model, metrics logged in batches.
+"""MLflow tracking: one run per trained model, metrics logged in batches, nothing logged twice.
 
-The default store is `sqlite:///<repo root>/mlflow.db` with artifacts in `<repo root>/mlartifacts`,
-anchored at the repository root (DVC_ROOT for stages), never the current directory, so that
-`dvc exp run --temp` (which runs in .dvc/tmp/exps/...) logs to the same store. Setting
-MLFLOW_TRACKING_URI (e.g. a team's `mlflow server`) overrides both. GENLAB_TRACKING=off makes the
-stages write their DVC outputs and log nothing (how `genlab audit` rebuilds a run without touching it).
+Where the store is and whether it answers: genlab.tracking.store.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import mlflow
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+import requests
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from genlab.io import write_json_atomic
+from genlab.tracking.store import bound_http_retries, lost, repo_root, tracking_enabled, tracking_uri
 
 RUN_FILE = "mlflow_run.json"
 _MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
-
-
-def repo_root() -> Path:
-    """The repository root: DVC_ROOT when set by DVC, else the nearest parent holding dvc.yaml."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
-    here = Path.cwd().resolve()
-    for path in (here, *here.parents):
-        if (path / "dvc.yaml").exists() or (path / ".git").exists():
-            return path
-    return here
-
-
-def tracking_uri(root: Path | None = None) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+# What MLflow 3's UI shows an experiment as: model training runs, not the GenAI view (traces, tokens).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+# MlflowClient.log_image's file names: images/<key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].<ext>
+IMAGE_FILE = re.compile(r"(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+")
 
 
 def client(root: Path | None = None) -> MlflowClient:
+    bound_http_retries()
     return MlflowClient(tracking_uri=tracking_uri(root))
 
 
 def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
     exp = cl.get_experiment_by_name(name)
     if exp is not None:
+        for key, value in EXPERIMENT_TAGS.items():  # stores made before genlab set the kind
+            if exp.tags.get(key) != value:
+                cl.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
     artifacts = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):  # a server decides its own artifact store
         artifacts = ((root or repo_root()) / "mlartifacts" / name).as_uri()
     try:
-        return cl.create_experiment(name, artifact_location=artifacts)
+        return cl.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel stage
         return cl.get_experiment_by_name(name).experiment_id
-
-
-def tracking_enabled() -> bool:
-    return os.environ.get("GENLAB_TRACKING", "on").lower() not in ("off", "0", "false", "no")
 
 
 def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, str]:
     """Tags set when a run is created: where the code came from and what it ran on."""
     from genlab.tracking.lineage import locked_outputs, cpu_info, environment, git_state
 
-    tags = {"genlab.stage": stage}
+    # the runs table's Source column: the command that re-runs it
+    tags = {"genlab.stage": stage, "mlflow.source.name": f"dvc repro {stage}", "mlflow.source.type": "LOCAL"}
     git = git_state(root, locked_outputs(root))
     if git["commit"]:
         tags["git.commit"] = git["commit"]
@@ -83,26 +73,55 @@ def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, 
 
 
 class TrainingRun:
-    """One MLflow run, identified by the run id saved in the model's output directory."""
+    """One MLflow run, identified by the run id saved in the model's output directory.
+
+    Every call to the store goes through `_call`: with tracking off (GENLAB_TRACKING=off) it does
+    nothing; a store that stops answering raises TrackingLost once, and later calls (the FAILED
+    status of a stage that is ending anyway) are skipped rather than retried against a dead server.
+    A run reopened to resume skips the metric steps and image steps the store already holds, so an
+    interrupted stage that replays the steps after its last checkpoint logs each step exactly once.
+    """
 
     def __init__(self, cl: MlflowClient | None, run_id: str | None):
         self.client = cl  # None: tracking is off (GENLAB_TRACKING=off), every log call does nothing
         self.run_id = run_id
+        self.lost = False
         self._pending: list[Metric] = []
+        self._logged_through: dict[str, int] = {}   # metric -> last step the store holds (resumed runs)
+        self._logged_images: set[tuple[str, int]] = set()
+
+    @contextlib.contextmanager
+    def _guard(self):
+        try:
+            yield
+        except (mlflow.exceptions.MlflowException, requests.RequestException, OSError) as err:
+            self.lost = True
+            raise lost(self.client.tracking_uri, err) from err
+
+    def _call(self, method: str, *args, **kwargs):
+        if self.client is None or self.lost:
+            return None
+        with self._guard():
+            return getattr(self.client, method)(*args, **kwargs)
 
     # -- creation / lookup ---------------------------------------------------------------
     @classmethod
     def create(cls, *, experiment: str, run_name: str, params: Mapping[str, Any],
-               tags: Mapping[str, str], run_dir: Path) -> "TrainingRun":
+               tags: Mapping[str, str], run_dir: Path, dataset: Dataset | None = None) -> "TrainingRun":
         if not tracking_enabled():
             return cls(None, None)
         root = repo_root()
         cl = client(root)
-        run = cl.create_run(experiment_id(cl, experiment, root), run_name=run_name, tags=dict(tags))
-        self = cls(cl, run.info.run_id)
+        self = cls(cl, None)
+        with self._guard():
+            exp_id = experiment_id(cl, experiment, root)
+        run = self._call("create_run", exp_id, run_name=run_name, tags=dict(tags))
+        self.run_id = run.info.run_id
         items = [Param(k, str(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):
-            cl.log_batch(self.run_id, params=items[i:i + 100])
+            self._call("log_batch", self.run_id, params=items[i:i + 100])
+        if dataset is not None:  # the runs table's Dataset column
+            self._call("log_inputs", self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
         write_json_atomic(run_dir / RUN_FILE, {"run_id": self.run_id, "experiment": experiment,
                                                "tracking_uri": tracking_uri(root)})
         return self
@@ -117,54 +136,55 @@ class TrainingRun:
         info = json.loads(path.read_text())
         return cls(client(), info["run_id"])
 
+    def reopen(self) -> None:
+        """Mark the run RUNNING again and note what the store already holds, to log nothing twice."""
+        run = self._call("get_run", self.run_id)
+        if run is None:
+            return
+        self._call("update_run", self.run_id, status="RUNNING")
+        for key in run.data.metrics:
+            history = self._call("get_metric_history", self.run_id, key)
+            self._logged_through[key] = max(m.step for m in history)
+        for entry in self._call("list_artifacts", self.run_id, "images") or ():
+            match = IMAGE_FILE.match(Path(entry.path).name)
+            if match:
+                self._logged_images.add((match["key"], int(match["step"])))
+
     # -- logging -------------------------------------------------------------------------
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         """Queue metrics; they reach the store on flush() (one call per ~1000 values)."""
         if self.client is None:
             return
         ts = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items())
+        self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items()
+                             if step > self._logged_through.get(k, -1))
         if len(self._pending) >= _MAX_BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if self.client is None:
-            return
-        while self._pending:
-            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-            self.client.log_batch(self.run_id, metrics=batch)
+        while self._pending and self.client is not None:
+            batch = self._pending[:_MAX_BATCH]
+            self._call("log_batch", self.run_id, metrics=batch)
+            self._pending = self._pending[_MAX_BATCH:]
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        if self.client is None:
-            return
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._call("log_batch", self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_image(self, image, key: str, step: int | None = None) -> None:
+    def log_image(self, image, key: str, step: int = 0) -> None:
         """A step-indexed image: the MLflow UI shows how it evolves across steps."""
-        if self.client is None:
-            return
-        self.client.log_image(self.run_id, image, key=key, step=step or 0)
+        if (key, step) not in self._logged_images:
+            self._call("log_image", self.run_id, image, key=key, step=step)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        if self.client is None:
-            return
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._call("log_artifact", self.run_id, str(path), artifact_path)
 
     def log_dict(self, obj: Mapping[str, Any], name: str) -> None:
-        if self.client is None:
-            return
-        self.client.log_dict(self.run_id, dict(obj), name)
+        self._call("log_dict", self.run_id, dict(obj), name)
 
     def terminate(self, ok: bool = True) -> None:
-        if self.client is None:
-            return
-        self.flush()
-        self.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
-
-    def reopen(self) -> None:
-        if self.client is None:
-            return
-        self.client.update_run(self.run_id, status="RUNNING")
+        if ok:
+            self.flush()
+        self._call("set_terminated", self.run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
 
     def log_lineage(self, stage: str) -> None:
         """The stage's dvc.lock entry, git state and environment (genlab.tracking.lineage), as

@@ -32,6 +32,7 @@ from genlab.models import GenerativeModel, build_model
 from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
+from genlab.tracking.store import TrackingLost
 from genlab.training.data import open_train_data
 from genlab.training.device import autocast, resolve_device, resolve_precision
 
@@ -210,7 +211,8 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
             experiment=info["dataset"], run_name=model_name, params=flat_params, run_dir=out_dir,
             tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash),
                   "genlab.model": model_name, "genlab.model_type": spec.type,
-                  "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()})
+                  "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()},
+            dataset=training_dataset(info, data_path, data_hash, n_images))
 
     # -- the loop --------------------------------------------------------------------------
     log_every = params.train["log_every"]
@@ -219,6 +221,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     step = start_epoch * steps_per_epoch
     total = spec.epochs * steps_per_epoch
     t0, images_seen = time.perf_counter(), 0
+    saved_epoch = start_epoch  # the epoch the checkpoint on disk holds
     model.train()
     try:
         with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True) as bar:
@@ -250,6 +253,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                     "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                     "history": history,
                 }, ckpt_path)
+                saved_epoch = epoch + 1
         elapsed = time.perf_counter() - t0  # the loop alone: after_training (e.g. the AE's prior fit) excluded
         model.eval()
         model.after_training(data)
@@ -262,10 +266,23 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
         run.log_artifact(out_dir / MODEL_FILE, "model")
         run.log_artifact(plots_path, "curves")
         run.terminate(ok=True)
+    except TrackingLost as err:
+        kept = f"{ckpt_path} keeps epoch {saved_epoch}" if saved_epoch else "no epoch had finished"
+        raise TrackingLost(f"{err}; models.{model_name} stopped at step {step} of {total} ({kept}). Once the store "
+                           f"answers again, `dvc repro` resumes from the checkpoint in the same MLflow run") from err
     except BaseException:
         run.terminate(ok=False)
         raise
     return TrainResult(run.run_id, step, rate, precision, device.type)
+
+
+def training_dataset(info: dict[str, Any], path: Path, data_hash: str, n_images: int):
+    """The packed file as an MLflow dataset input: the runs table's Dataset column, digest = its md5."""
+    from mlflow.entities import Dataset
+
+    return Dataset(name=info["dataset"], digest=data_hash[:12], source_type="local",
+                   source=json.dumps({"uri": str(path), "md5": data_hash}),
+                   profile=json.dumps({"num_images": n_images, "split": "train"}))
 
 
 def _flush(window, names, step, history, run, model_name):
