@@ -51,7 +51,7 @@ def git(root: Path, *args: str, check: bool = True) -> str:
 
 def resolve_run(client, ref: str):
     """An MLflow run id, a model name or a `dvc exp` name (the latest run of either) in any experiment."""
-    from genlab.reporting.compare import UnknownRun, find_run
+    from genlab.tracking.mlflow_run import UnknownRun, find_run
 
     try:
         return find_run(client, ref)

@@ -24,40 +24,12 @@ from typing import Any, Iterable, Sequence
 
 from genlab.errors import GenlabError
 from genlab.io import write_bytes_atomic
+from genlab.tracking.mlflow_run import IMAGE_FILE, find_run
 
 GRID_KEY = "samples"  # the key the train stage logs its per-epoch grids under
-RUN_ID = re.compile(r"[0-9a-f]{32}")
-# MLflow's name for a step-indexed image (`%` separated before MLflow 3, `+` since); not its
-# `...+compressed.webp` thumbnail.
-STEP_IMAGE = re.compile(r"(?P<key>.+?)[+%]step[+%](?P<step>\d+)[+%]timestamp[+%](?P<ts>\d+)[+%][0-9a-f-]+\.png")
-RUN_TAGS = ("genlab.model", "dvc.exp_name")  # what a name may be, tried in this order
 RESULT_FIELDS = ("value", "mean", "std")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")  # matplotlib's tab10: a run's colour in the curves and its header
-
-
-class UnknownRun(GenlabError):
-    """A run reference that names no run in the tracking store."""
-
-
-def find_run(client, ref: str):
-    """An MLflow run id, a model name (its latest run) or a `dvc exp` name (that experiment's latest run)."""
-    if RUN_ID.fullmatch(ref):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return client.get_run(ref)
-        except MlflowException:
-            raise UnknownRun(f"no MLflow run with id {ref} in {client.tracking_uri}") from None
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    quote = '"' if "'" in ref else "'"
-    for tag in RUN_TAGS if experiments else ():
-        runs = client.search_runs(experiments, filter_string=f"tags.`{tag}` = {quote}{ref}{quote}",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if runs:
-            return runs[0]
-    raise UnknownRun(f"no MLflow run named {ref!r} in {client.tracking_uri}: give a run id (32 hex digits), "
-                     f"a model name (a key of params.yaml's models that has been trained) or a `dvc exp` name")
 
 
 # --------------------------------------------------------------------------- reading a run
@@ -118,7 +90,7 @@ def read_step_grids(client, run_id: str, tmp: Path) -> dict[int, bytes]:
     """The per-epoch grids by step; the newest where a resumed run logged a step twice."""
     latest: dict[int, tuple[int, str]] = {}
     for name, path in _artifacts(client, run_id, "images").items():
-        match = STEP_IMAGE.fullmatch(name)
+        match = IMAGE_FILE.fullmatch(name)
         if match and match["key"] == GRID_KEY:
             step, ts = int(match["step"]), int(match["ts"])
             if step not in latest or ts > latest[step][0]:

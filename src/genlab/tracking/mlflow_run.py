@@ -17,6 +17,7 @@ import requests
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from genlab.errors import GenlabError
 from genlab.io import write_json_atomic
 from genlab.tracking.store import bound_http_retries, lost, repo_root, tracking_enabled, tracking_uri
 
@@ -24,13 +25,41 @@ RUN_FILE = "mlflow_run.json"
 _MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
 # What MLflow 3's UI shows an experiment as: model training runs, not the GenAI view (traces, tokens).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-# MlflowClient.log_image's file names: images/<key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].<ext>
-IMAGE_FILE = re.compile(r"(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+")
+# MlflowClient.log_image's file names: images/<key>+step+<step>+timestamp+<ms>+<uuid>.png (`%` separated
+# before MLflow 3), beside a `...+compressed.webp` thumbnail this does not match.
+IMAGE_FILE = re.compile(r"(?P<key>.+?)[+%]step[+%](?P<step>\d+)[+%]timestamp[+%](?P<ts>\d+)[+%][0-9a-f-]+\.png")
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+RUN_TAGS = ("genlab.model", "dvc.exp_name")  # what a run's name may be, tried in this order
 
 
 def client(root: Path | None = None) -> MlflowClient:
     bound_http_retries()
     return MlflowClient(tracking_uri=tracking_uri(root))
+
+
+class UnknownRun(GenlabError):
+    """A run reference that names no run in the tracking store."""
+
+
+def find_run(client, ref: str):
+    """An MLflow run id, a model name (its latest run) or a `dvc exp` name (that experiment's latest run)."""
+    if RUN_ID.fullmatch(ref):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.get_run(ref)
+        except MlflowException:
+            raise UnknownRun(f"no MLflow run with id {ref} in {client.tracking_uri}") from None
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    quote = '"' if "'" in ref else "'"
+    for tag in RUN_TAGS if experiments else ():
+        runs = client.search_runs(experiments, filter_string=f"tags.`{tag}` = {quote}{ref}{quote}",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if runs:
+            return runs[0]
+    raise UnknownRun(f"no MLflow run named {ref!r} in {client.tracking_uri}: give a run id (32 hex digits), "
+                     f"a model name (a key of params.yaml's models that has been trained) or a `dvc exp` name")
+
 
 
 def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
@@ -70,6 +99,12 @@ def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, 
                  "env.cpu_flags": " ".join(cpu_info().get("flags", [])),
                  "env.cuda": ", ".join(env["cuda"].get("devices", [])) or "none"})
     return tags
+
+
+def dataset_input(name: str, path: Path, md5: str, n_images: int) -> Dataset:
+    """A packed file as an MLflow dataset input: the runs table's Dataset column, digest = its md5."""
+    return Dataset(name=name, digest=md5[:12], source_type="local", source=json.dumps({"uri": str(path), "md5": md5}),
+                   profile=json.dumps({"num_images": n_images, "split": "train"}))
 
 
 class TrainingRun:
@@ -146,7 +181,7 @@ class TrainingRun:
             history = self._call("get_metric_history", self.run_id, key)
             self._logged_through[key] = max(m.step for m in history)
         for entry in self._call("list_artifacts", self.run_id, "images") or ():
-            match = IMAGE_FILE.match(Path(entry.path).name)
+            match = IMAGE_FILE.fullmatch(Path(entry.path).name)
             if match:
                 self._logged_images.add((match["key"], int(match["step"])))
 

@@ -32,6 +32,7 @@ from genlab.models import GenerativeModel, build_model
 from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
+from genlab.tracking.mlflow_run import dataset_input
 from genlab.tracking.store import TrackingLost
 from genlab.training.data import open_train_data
 from genlab.training.device import autocast, resolve_device, resolve_precision
@@ -212,7 +213,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
             tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash),
                   "genlab.model": model_name, "genlab.model_type": spec.type,
                   "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()},
-            dataset=training_dataset(info, data_path, data_hash, n_images))
+            dataset=dataset_input(info["dataset"], data_path, data_hash, n_images))
 
     # -- the loop --------------------------------------------------------------------------
     log_every = params.train["log_every"]
@@ -274,15 +275,6 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
         run.terminate(ok=False)
         raise
     return TrainResult(run.run_id, step, rate, precision, device.type)
-
-
-def training_dataset(info: dict[str, Any], path: Path, data_hash: str, n_images: int):
-    """The packed file as an MLflow dataset input: the runs table's Dataset column, digest = its md5."""
-    from mlflow.entities import Dataset
-
-    return Dataset(name=info["dataset"], digest=data_hash[:12], source_type="local",
-                   source=json.dumps({"uri": str(path), "md5": data_hash}),
-                   profile=json.dumps({"num_images": n_images, "split": "train"}))
 
 
 def _flush(window, names, step, history, run, model_name):
