@@ -3,10 +3,14 @@
 Layout (format_version 2):
     /train/images  uint8 (N, C, H, W)   chunked by rows (<= 1024 rows, <= 16 MiB), shuffle + gzip 4
     /train/labels  int64 (N,)           labelled datasets only
+    /train/inputs  uint8 (M, C', H', W') paired and two-domain files only: the inputs (domain A) of an
+                   image-to-image task; paired files have M == N and inputs row i pairs with images row i
+    /train/input_labels int64 (M,)      inputs' labels, where they have them (domain adaptation sources)
     /test/...      same
     root attrs: dataset, class_names (JSON, [] when unlabelled), labelled, source_checksums (JSON
     role -> {name, algorithm, scope, checksum} of the raw files), preprocessing (JSON: the settings
-    and what was done), format_version
+    and what was done), format_version; `paired` (bool) only with inputs; `task` (JSON) only in files
+    derived by a task@<name> stage (genlab.data.tasks), whose `dataset` attr is the task's name
 The file is byte-identical across runs (no timestamps, fixed libver, no creation order, images
 written in the same blocks) so DVC sees an unchanged output when its inputs are unchanged. Images
 are written block by block as they are decoded: a dataset is never held decoded in memory.
@@ -86,6 +90,35 @@ def read_split(path: str | Path, split: str,
     return images, labels
 
 
+def read_inputs(path: str | Path, split: str,
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs uint8 (M, C', H', W'), input_labels int64 or None) of a paired or two-domain file."""
+    rows = slice(None) if limit is None else slice(0, limit)
+    with _reading(path) as f:
+        group = f[split]
+        if "inputs" not in group:
+            raise PackedDataError(f"{path}: no /{split}/inputs: not a paired or two-domain file")
+        inputs = np.asarray(group["inputs"][rows], dtype=np.uint8)
+        labels = np.asarray(group["input_labels"][rows], dtype=np.int64) if "input_labels" in group else None
+    return inputs, labels
+
+
+def create_file(path: Path) -> h5py.File:
+    """A new HDF5 file with the packed layout's pinned settings (no timestamps, no creation order)."""
+    return h5py.File(path, "w", libver=_LIBVER, track_order=False)
+
+
+def write_arrays(group: h5py.Group, arrays: dict[str, np.ndarray]) -> None:
+    """Write in-memory arrays (images/inputs uint8 (N, C, H, W), labels int64 (N,)) into `group` with
+    the packed layout's chunking and compression: the same arrays give the same bytes."""
+    for name, array in arrays.items():
+        if array.ndim == 4:
+            chunks = (chunk_rows(int(np.prod(array.shape[1:])), len(array)), *array.shape[1:])
+        else:
+            chunks = (min(_LABEL_CHUNK_ROWS, len(array)),)
+        group.create_dataset(name, data=array, chunks=chunks, **_COMPRESSION)
+
+
 def read_info(path: str | Path) -> dict:
     """Dataset name, classes, image geometry, split sizes and provenance of a packed file."""
     with _reading(path) as f:
@@ -101,6 +134,9 @@ def read_info(path: str | Path) -> dict:
             "preprocessing": json.loads(_str(f.attrs["preprocessing"])),
             "source_checksums": json.loads(_str(f.attrs["source_checksums"])),
             "format_version": int(f.attrs["format_version"]),
+            "paired": bool(f.attrs["paired"]) if "inputs" in f["train"] else None,
+            "input_shape": list(f["train/inputs"].shape[1:]) if "inputs" in f["train"] else None,
+            "task": json.loads(_str(f.attrs["task"])) if "task" in f.attrs else None,
         }
 
 
