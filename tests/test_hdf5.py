@@ -100,7 +100,7 @@ def test_info(tmp_path):
     assert read_info(out) == {
         "dataset": "tiny", "class_names": list(CLASSES), "labelled": True, "channels": 1, "height": SIDE,
         "width": SIDE, "splits": {"train": 2500, "test": 300}, "preprocessing": preprocessing,
-        "source_checksums": checksums, "format_version": 2,
+        "source_checksums": checksums, "format_version": 2, "paired": None, "input_shape": None, "task": None,
     }
     with h5py.File(out, "r") as f:
         assert f.attrs["dataset"] == "tiny" and bool(f.attrs["labelled"])
