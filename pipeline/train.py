@@ -1,4 +1,6 @@
-"""Stage train@<model>: train one entry of `models:` -> its output directory (+ its MLflow run)."""
+"""Stage train@<model>: train one entry of `models:` -> its output directory (+ its MLflow run).
+
+The dataset classifier is given to every model: SRGAN's content loss may use its features."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -6,7 +8,8 @@ from genlab.config import load_params
 
 
 def main(argv):
-    name, data, out_dir, curves = positional(argv, "model", "packed.h5", "out_dir", "curves.csv")
+    name, data, classifier, out_dir, curves = positional(argv, "model", "packed.h5", "classifier.pt", "out_dir",
+                                                         "curves.csv")
     params = load_params()
     params.model(name)  # validate, and reach the tracking store, before the heavy imports
     from genlab.tracking import require_store
@@ -15,7 +18,7 @@ def main(argv):
     from genlab.tracking import TrainingRun
     from genlab.training.loop import train_model
 
-    result = train_model(params, name, Path(data), Path(out_dir), Path(curves))
+    result = train_model(params, name, Path(data), Path(out_dir), Path(curves), Path(classifier))
     TrainingRun.from_dir(Path(out_dir)).log_lineage(f"train@{name}")
     print(f"{name}: {result.steps} steps, {result.images_per_second:.0f} img/s "
           f"({result.device}, {result.precision}), MLflow run {result.run_id or 'not logged (GENLAB_TRACKING=off)'}")

@@ -250,6 +250,61 @@ def _dataset_config(name: str, raw: Any) -> DatasetConfig:
 
 
 @dataclass(frozen=True)
+class TaskConfig:
+    """One entry of `tasks:`: an image-to-image task derived from a dataset (genlab.data.tasks)."""
+
+    name: str
+    dataset: str                          # the packed dataset it is derived from
+    kind: str                             # a key of genlab.data.tasks.TASK_KINDS
+    settings: Mapping[str, Any]           # the kind's validated settings
+    paired: bool
+    input_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int]     # the targets'
+    num_classes: int
+    source_labels: bool                   # inputs carry labels (domain adaptation)
+
+    @property
+    def description(self) -> str:
+        return f"{self.kind} task over {self.dataset} ({'paired' if self.paired else 'unpaired'})"
+
+
+TASK_COMMON = ("dataset", "kind")
+
+
+def _task_config(name: str, raw: Any, datasets: Mapping[str, DatasetConfig]) -> TaskConfig:
+    from genlab.data.tasks import TASK_KINDS
+
+    prefix = f"tasks.{name}"
+    if name in datasets:
+        raise ParamsError(f"{prefix}: a task may not take the name of a dataset under `datasets:`; rename it")
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{prefix}: got {raw!r}; expected a mapping with `dataset` and `kind`")
+    kind = raw.get("kind")
+    if kind not in TASK_KINDS:
+        raise ParamsError(f"{prefix}.kind: got {kind!r}; allowed values: {', '.join(TASK_KINDS)}")
+    spec = TASK_KINDS[kind]
+    fields = {"dataset": Field(str, REQUIRED), "kind": Field(str, REQUIRED, choices=tuple(TASK_KINDS)),
+              **spec.fields}
+    values = check_section(prefix, raw, fields)
+    if values["dataset"] not in datasets:
+        raise ParamsError(f"{prefix}.dataset: got {values['dataset']!r}; allowed values (the datasets under "
+                          f"`datasets:`): {', '.join(datasets)}")
+    data = datasets[values["dataset"]]
+    settings = {k: v for k, v in values.items() if k not in TASK_COMMON}
+    problem = spec.problem(settings, data.image_shape)
+    if problem:
+        key = next(iter(spec.fields), "kind")
+        raise ParamsError(f"{prefix}.{key}: {problem}")
+    if spec.source_labels and data.num_classes < 1:
+        raise ParamsError(f"{prefix}.kind: {kind} keeps the inputs' class labels and dataset {data.name} has none; "
+                          f"use a labelled dataset")
+    return TaskConfig(name=name, dataset=data.name, kind=kind, settings=settings, paired=spec.paired(settings),
+                      input_shape=spec.input_shape(settings, data.image_shape),
+                      image_shape=spec.target_shape(settings, data.image_shape),
+                      num_classes=data.num_classes, source_labels=spec.source_labels)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One entry of `models:` in params.yaml, merged with its type's defaults."""
 
@@ -288,11 +343,17 @@ class Params:
     evaluator: Mapping[str, Any]
     models: Mapping[str, ModelSpec]
     datasets: Mapping[str, DatasetConfig] = field(default_factory=dict)
+    tasks: Mapping[str, TaskConfig] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelSpec:
         if name not in self.models:
             raise ParamsError(f"models.{name}: not in params.yaml; defined models: {', '.join(self.models)}")
         return self.models[name]
+
+    def task(self, name: str) -> TaskConfig:
+        if name not in self.tasks:
+            raise ParamsError(f"tasks.{name}: not in params.yaml; listed tasks: {', '.join(self.tasks) or 'none'}")
+        return self.tasks[name]
 
     def dataset(self, name: str) -> DatasetConfig:
         if name not in self.datasets:
@@ -300,7 +361,8 @@ class Params:
         return self.datasets[name]
 
 
-def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], default_dataset: str) -> ModelSpec:
+def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], default_dataset: str,
+                tasks: Mapping[str, TaskConfig]) -> ModelSpec:
     # The registry, imported only when model entries are validated: the data-side stages parse
     # params with models=False and so neither run nor depend on the model code (see dvc.yaml).
     MODEL_TYPES = importlib.import_module("genlab.models").MODEL_TYPES
@@ -323,9 +385,20 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
     values = check_section(prefix, raw, fields)
     common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS}
     common["dataset"] = common["dataset"] or default_dataset
+    if cls.translation:  # image-to-image types train on a task, the others on a dataset
+        if common["dataset"] not in tasks:
+            raise ParamsError(f"{prefix}.dataset: got {common['dataset']!r}; type {kind} translates images, so it "
+                              f"trains on a task under `tasks:`; allowed values: {', '.join(tasks) or 'none listed'}")
+        task = tasks[common["dataset"]]
+        reason = cls.check_task(values, task)
+        if reason:
+            raise ParamsError(f"{prefix}.dataset: type {kind} cannot train on task {task.name} "
+                              f"({task.description}): {reason}")
+        return ModelSpec(name=name, hparams=values, **common)
     if common["dataset"] not in datasets:
+        also = f"; {', '.join(tasks)} are tasks, for image-to-image types" if tasks else ""
         raise ParamsError(f"{prefix}.dataset: got {common['dataset']!r}; allowed values (the datasets under "
-                          f"`datasets:`): {', '.join(datasets)}")
+                          f"`datasets:`): {', '.join(datasets)}{also}")
     data = datasets[common["dataset"]]
     reason = cls.check_data(values, data.image_shape, data.num_classes)
     if reason:
@@ -341,7 +414,7 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
 
     if not isinstance(raw, Mapping):
         raise ParamsError(f"params.yaml: expected a mapping at the top level, got {type(raw).__name__}")
-    allowed = {"seed", "data", "datasets", "train", "sample", "eval", "evaluator", "models"}
+    allowed = {"seed", "data", "datasets", "tasks", "train", "sample", "eval", "evaluator", "models"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown top-level key; allowed keys: {', '.join(sorted(allowed))}")
@@ -350,6 +423,12 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
     if data["dataset"] not in DATASETS:
         raise ParamsError(f"data.dataset: got {data['dataset']!r}; allowed values: {', '.join(sorted(DATASETS))}")
     datasets = _datasets(raw.get("datasets", {data["dataset"]: {}}), data["dataset"])
+    tasks_raw = checked_mapping("tasks", raw.get("tasks"), raw.get("tasks") or {}, "a mapping of task names to settings")
+    tasks = {}
+    for name, entry in tasks_raw.items():
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise ParamsError(f"tasks.{name}: task names may use letters, digits, '_' and '-' only")
+        tasks[name] = _task_config(name, entry, datasets)
     models_raw = raw.get("models")
     if not isinstance(models_raw, Mapping) or not models_raw:
         raise ParamsError("models: expected a mapping of model names to their settings, e.g. `models: {dcgan: {type: dcgan}}`")
@@ -358,7 +437,7 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise ParamsError(f"models.{name}: model names may use letters, digits, '_' and '-' only")
         if models:
-            entries[name] = _model_spec(name, spec, datasets, data["dataset"])
+            entries[name] = _model_spec(name, spec, datasets, data["dataset"], tasks)
     return Params(
         seed=seed,
         data=data,
@@ -368,6 +447,7 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
         evaluator=check_section("evaluator", raw.get("evaluator"), EVALUATOR_FIELDS),
         models=entries,
         datasets=datasets,
+        tasks=tasks,
     )
 
 

@@ -61,6 +61,8 @@ class GenerativeModel(nn.Module):
     symmetric_pixels: ClassVar[bool] = True
     #: The type suggested instead on a dataset without labels, for types that need them.
     unlabelled_alternative: ClassVar[str] = ""
+    #: Image-to-image types (genlab.models.translation) train on a task, not a dataset.
+    translation: ClassVar[bool] = False
 
     # -- what data a type can train on ------------------------------------------------------
     @classmethod
@@ -122,6 +124,37 @@ class GenerativeModel(nn.Module):
 
     def after_training(self, data: TrainingData) -> None:
         """Called once when training ends, with the training split (e.g. to fit a prior on it)."""
+
+    def prepare(self, resources: Mapping[str, Any]) -> dict[str, str]:
+        """Called before training (and on resume) with what the train stage was given besides the data
+        ("classifier": the dataset classifier's path, "task": the task's settings or None); returns
+        params to record with the run (e.g. which features a content loss uses)."""
+        return {}
+
+    # -- the per-epoch grid ------------------------------------------------------------------
+    def grid_fixture(self, n: int, seed: int, data: TrainingData) -> Any:
+        """What every epoch's grid is drawn from, fixed once: latent vectors (and balanced labels)
+        from their own seed, so the grids of successive epochs show the same draws."""
+        from genlab.sampling.grid import balanced_labels
+
+        gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+        z = torch.randn(n, self.hp.get("latent_dim", 1), generator=gen)
+        return z, balanced_labels(n, self.num_classes) if self.conditional else None
+
+    @torch.no_grad()
+    def grid_images(self, fixture: Any) -> tuple[torch.Tensor, int]:
+        """The grid's uint8 tiles and columns: one row per class for conditional models, else square."""
+        import math
+
+        from genlab.sampling.grid import rows_per_class, to_uint8
+
+        z, labels = fixture
+        images = self.generate(self.noise_to_latent(z.to(self.device)),
+                               None if labels is None else labels.to(self.device))
+        if labels is not None:
+            per_row = images.size(0) // self.num_classes
+            return to_uint8(rows_per_class(images, labels.to(images.device), self.num_classes, per_row)), per_row
+        return to_uint8(images), math.ceil(math.sqrt(images.size(0)))
 
     # -- helpers -------------------------------------------------------------------------
     @property

@@ -77,6 +77,7 @@ class TrainData(ABC):
     """A training split as batches on the training device: same batches for every implementation."""
 
     in_memory: bool
+    input_shape: tuple[int, int, int] | None = None  # an image-to-image task's inputs (TaskTrainData)
 
     def __init__(self, n: int, image_shape: tuple[int, int, int], labelled: bool, device: torch.device,
                  shuffle_buffer: int, block_rows: int) -> None:
@@ -143,6 +144,11 @@ def open_train_data(h5_path: str | Path, *, split: str = "train", limit: int | N
     `block_rows` must be the one the epoch orders are made with (`TrainData.epoch_order` does
     that): it bounds the host memory a streamed window takes, and never changes the batches.
     """
+    with h5py.File(h5_path, "r") as f:
+        task = split in f and "inputs" in f[split]
+    if task:
+        return TaskTrainData(Path(h5_path), split, limit, torch.device(device), memory_budget_bytes, shuffle_buffer,
+                             block_rows)
     source = _probe(Path(h5_path), split, limit)
     c, h, w = source.image_shape
     size = source.n * (c * h * w + (8 if source.labelled else 0))
@@ -201,6 +207,57 @@ def _head_rows(k: int | None, n: int) -> int:
     if k is not None and k < 0:
         raise ValueError(f"head(k) needs k >= 0 or None, got {k}")
     return n if k is None else min(k, n)
+
+
+# --------------------------------------------------------------------------- image-to-image tasks
+class TaskTrainData(TrainData):
+    """A task's split (genlab.data.tasks) on the device: batches are ((inputs, targets), input labels).
+
+    Paired tasks index both with one order, so row i of the inputs meets row i of the targets.
+    Unpaired tasks draw the targets' order separately, right after the inputs' (same generator):
+    each domain is seen once per epoch in its own random order. Inputs' labels (PixelDA's source
+    labels) come with the inputs; the targets' labels are never given to training."""
+
+    in_memory = True
+
+    def __init__(self, path: Path, split: str, limit: int | None, device: torch.device, memory_budget_bytes: int,
+                 shuffle_buffer: int, block_rows: int) -> None:
+        rows = slice(None) if limit is None else slice(0, limit)
+        with h5py.File(path, "r") as f:
+            group = f[split]
+            inputs, images = group["inputs"][rows], group["images"][rows]
+            input_labels = group["input_labels"][rows] if "input_labels" in group else None
+            self.paired = bool(f.attrs["paired"])
+        size = inputs.nbytes + images.nbytes
+        if size > memory_budget_bytes:
+            raise ValueError(f"{path}: the task's {split} split takes {size >> 20} MiB, more than "
+                             f"data.memory_budget_mb ({memory_budget_bytes >> 20}); image-to-image tasks are held "
+                             f"on the device: raise data.memory_budget_mb or set data.train_limit")
+        n = len(inputs) if self.paired else min(len(inputs), len(images))
+        super().__init__(n, tuple(images.shape[1:]), input_labels is not None, device, shuffle_buffer, block_rows)
+        self.input_shape = tuple(inputs.shape[1:])
+        self.inputs, self.input_labels = _arrays_to_device(inputs, input_labels, device)
+        self.images = torch.from_numpy(images).to(device)
+
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """Paired: one order of the rows; unpaired: (2, n) rows, the inputs' order and the targets'."""
+        if self.paired:
+            return epoch_order(self.n, generator, self.shuffle_buffer, self.block_rows)
+        return torch.stack([epoch_order(len(self.inputs), generator, self.shuffle_buffer, self.block_rows)[:self.n],
+                            epoch_order(len(self.images), generator, self.shuffle_buffer, self.block_rows)[:self.n]])
+
+    def batches(self, order: torch.Tensor, batch_size: int, steps: int) -> Iterator:
+        order = order if order.dim() == 2 else order.expand(2, -1)
+        self._check(order[0], batch_size, steps)
+        order = order.to(self.device)
+        for i in range(steps):
+            idx = order[:, i * batch_size:(i + 1) * batch_size]
+            labels = None if self.input_labels is None else self.input_labels[idx[0]]
+            yield (self.inputs[idx[0]], self.images[idx[1]]), labels
+
+    def head(self, k: int | None = None):
+        rows = slice(0, _head_rows(k, self.n))
+        return (self.inputs[rows], self.images[rows]), None if self.input_labels is None else self.input_labels[rows]
 
 
 # --------------------------------------------------------------------------- streaming

@@ -14,7 +14,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from genlab.data.hdf5 import read_info
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
-from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, to_uint8
+from genlab.sampling.grid import grid_array
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.tracking.mlflow_run import dataset_input
@@ -89,7 +88,7 @@ def load_model(model_dir: Path, device: torch.device | str = "cpu") -> Generativ
     model_dir = Path(model_dir)
     blob = load_weights(model_dir / MODEL_FILE, f"re-run `dvc repro train@{model_dir.name}`",
                         MODEL_KEYS, map_location=device)
-    model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"])
+    model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"], blob.get("input_shape"))
     model.load_state_dict(blob["state_dict"])
     model.train_precision = blob.get("precision", "fp32")  # what it was trained in (labelled downstream)
     return model.to(device).eval()
@@ -115,30 +114,13 @@ def read_checkpoint(path: Path, model_name: str, device: torch.device) -> dict[s
         return None
 
 
-def _fixed_grid_inputs(model: GenerativeModel, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The latent vectors (and labels) shown in every epoch's grid, drawn once from their own seed."""
-    gen = torch.Generator(device="cpu").manual_seed(seed + 1)
-    z = torch.randn(n, model.hp.get("latent_dim", 1), generator=gen)
-    labels = balanced_labels(n, model.num_classes) if model.conditional else None
-    return z, labels
-
-
-def _grid_nrow(model: GenerativeModel, n: int) -> int:
-    return model.num_classes if model.conditional else math.ceil(math.sqrt(n))
-
-
 @torch.no_grad()
-def epoch_grid(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor | None):
+def epoch_grid(model: GenerativeModel, fixture):
     was_training = model.training
     model.eval()
-    images = model.generate(model.noise_to_latent(z.to(model.device)),
-                            None if labels is None else labels.to(model.device))
+    tiles, nrow = model.grid_images(fixture)
     model.train(was_training)
-    if labels is not None:  # conditional: one row per class, as in the sample stage's grid
-        per_row = images.size(0) // model.num_classes
-        images = rows_per_class(images, labels.to(images.device), model.num_classes, per_row)
-        return grid_array(to_uint8(images).cpu(), nrow=per_row)
-    return grid_array(to_uint8(images).cpu(), nrow=_grid_nrow(model, images.size(0)))
+    return grid_array(tiles.cpu(), nrow=nrow)
 
 
 def drop_stale_autocast_weights(optimizers: dict[str, torch.optim.Optimizer]) -> None:
@@ -155,7 +137,8 @@ def drop_stale_autocast_weights(optimizers: dict[str, torch.optim.Optimizer]) ->
         optimizer.register_step_post_hook(lambda *_: torch.clear_autocast_cache())
 
 
-def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path) -> TrainResult:
+def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
+                classifier_path: Path | None = None) -> TrainResult:
     spec = params.model(model_name)
     device = resolve_device(params.train["device"])
     precision = resolve_precision(params.train["precision"], device)
@@ -173,12 +156,14 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     if spec.steps_per_epoch:  # shorter epochs: the first batches of each epoch's fresh permutation
         steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch)
 
-    model = build_model(spec, data.image_shape, len(info["class_names"])).to(device)
+    model = build_model(spec, data.image_shape, len(info["class_names"]), data.input_shape).to(device)
+    used = model.prepare({"classifier": classifier_path, "task": params.tasks[spec.dataset].settings
+                          if spec.dataset in params.tasks else None})
     optimizers = model.configure_optimizers()
     if precision != "fp32":
         drop_stale_autocast_weights(optimizers)
     shuffle = torch.Generator(device="cpu").manual_seed(params.seed)
-    grid_z, grid_labels = _fixed_grid_inputs(model, params.train["grid_size"], params.seed)
+    grid_fixture = model.grid_fixture(params.train["grid_size"], params.seed, data)
 
     # -- resume or start -----------------------------------------------------------------
     fp = fingerprint(params, model_name, data_hash)
@@ -207,7 +192,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                        **flatten({"train": params.train}), "seed": params.seed,
                        "train.resolved_device": device.type, "train.resolved_precision": precision,
                        "data.loader": "in_memory" if data.in_memory else "streaming",
-                       "model.parameters": sum(p.numel() for p in model.parameters())}
+                       "model.parameters": sum(p.numel() for p in model.parameters()), **used}
         run = TrainingRun.create(
             experiment=info["dataset"], run_name=model_name, params=flat_params, run_dir=out_dir,
             tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash),
@@ -245,7 +230,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                 if window:
                     _flush(window, names, step, history, run, model_name)
                     window = []
-                run.log_image(epoch_grid(model, grid_z, grid_labels), key="samples", step=epoch + 1)
+                run.log_image(epoch_grid(model, grid_fixture), key="samples", step=epoch + 1)
                 run.flush()
                 save_torch_atomic({
                     "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
@@ -258,8 +243,9 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
         elapsed = time.perf_counter() - t0  # the loop alone: after_training (e.g. the AE's prior fit) excluded
         model.eval()
         model.after_training(data)
+        shapes = {"input_shape": data.input_shape} if data.input_shape else {}  # image-to-image models only
         save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
-                           "image_shape": tuple(data.image_shape), "num_classes": model.num_classes,
+                           "image_shape": tuple(data.image_shape), "num_classes": model.num_classes, **shapes,
                            "precision": precision, "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
         write_history_csv(plots_path, history, names)
         rate = images_seen / elapsed if elapsed > 0 else 0.0

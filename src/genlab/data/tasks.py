@@ -1,0 +1,228 @@
+"""Image-to-image tasks derived from a packed dataset: (input, target) pairs or two unpaired domains.
+
+A task@<name> stage reads a packed dataset and writes `data/packed/<name>.h5` in the packed layout
+plus `inputs` (genlab.data.hdf5): `images` are the targets (domain B), `inputs` the inputs
+(domain A). The derivation is named in params (`tasks.<name>`) and stored in the file's `task`
+attribute with the source file's md5; the same source and settings give byte-identical files.
+
+Kinds (the registry `TASK_KINDS`, keyed by the `kind:` users write):
+- `edges`: Sobel edge maps (black lines on white, as in edges2shoes) -> the image. Paired, or, with
+  `paired: false`, two disjoint domains: edges of the even rows, images of the odd rows.
+- `super_resolution`: the image averaged over factor x factor blocks -> the image (SRGAN's 4x).
+- `inpainting`: the image with a centre square painted white -> the whole image (CCGAN).
+- `blend`: MNIST-M's recipe (Ganin & Lempitsky 2015) on any dataset: each target is
+  |image - patch| per channel, the patch cut at random from natural colour photographs (those
+  scikit-image ships); unpaired: labelled sources from the even rows, blended odd rows as the
+  target domain (PixelDA). Target labels are kept for evaluation only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from genlab.config import Field
+from genlab.data.formats import SPLITS
+
+WHITE = 255
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """How a kind derives its arrays, and the shapes it gives (for params validation)."""
+
+    name: str
+    paired: Callable[[Mapping[str, Any]], bool]
+    input_shape: Callable[[Mapping[str, Any], tuple[int, int, int]], tuple[int, int, int]]
+    target_shape: Callable[[Mapping[str, Any], tuple[int, int, int]], tuple[int, int, int]]
+    problem: Callable[[Mapping[str, Any], tuple[int, int, int]], str | None]
+    derive: Callable[..., dict[str, np.ndarray]]
+    fields: Mapping[str, Field]   # the kind's settings under tasks.<name> (validated by genlab.config)
+    source_labels: bool = False   # inputs keep their labels (domain adaptation)
+    description: str = ""
+
+
+TASK_KINDS: dict[str, TaskKind] = {}
+
+
+def _register(kind: TaskKind) -> None:
+    TASK_KINDS[kind.name] = kind
+
+
+def _same(settings, shape):
+    return tuple(shape)
+
+
+def _no_problem(settings, shape):
+    return None
+
+
+# --------------------------------------------------------------------------- edges
+def edge_maps(images: np.ndarray, threshold: float) -> np.ndarray:
+    """Sobel gradient magnitude of the grey image, scaled by the largest possible (4 * sqrt(2));
+    pixels above `threshold` are edges: black (0) lines on white (255), one channel."""
+    grey = images.astype(np.float32).mean(axis=1) / 255.0                      # (N, H, W)
+    padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    def shifted(dy, dx):
+        return padded[:, 1 + dy:padded.shape[1] - 1 + dy, 1 + dx:padded.shape[2] - 1 + dx]
+    gx = (shifted(-1, 1) + 2 * shifted(0, 1) + shifted(1, 1)) - (shifted(-1, -1) + 2 * shifted(0, -1) + shifted(1, -1))
+    gy = (shifted(1, -1) + 2 * shifted(1, 0) + shifted(1, 1)) - (shifted(-1, -1) + 2 * shifted(-1, 0) + shifted(-1, 1))
+    magnitude = np.sqrt(gx * gx + gy * gy) / (4 * np.sqrt(2.0))
+    return np.where(magnitude > threshold, 0, WHITE).astype(np.uint8)[:, None]
+
+
+def _derive_edges(images, labels, settings, rng_seed):
+    edges = edge_maps(images, settings["threshold"])
+    if settings["paired"]:
+        return {"inputs": edges, "images": images, "labels": labels}
+    return _disjoint(edges, None, images, labels)
+
+
+def _disjoint(inputs, input_labels, images, labels) -> dict[str, np.ndarray | None]:
+    """Two unpaired domains from one set: inputs of the even rows, targets of the odd rows."""
+    return {"inputs": inputs[0::2], "input_labels": None if input_labels is None else input_labels[0::2],
+            "images": images[1::2], "labels": None if labels is None else labels[1::2]}
+
+
+_register(TaskKind(
+    "edges", paired=lambda s: s["paired"], input_shape=lambda s, shape: (1, *shape[1:]), target_shape=_same,
+    problem=_no_problem, derive=_derive_edges,
+    fields={"paired": Field(bool, True, help="false: two disjoint unpaired domains (CycleGAN, DiscoGAN, DualGAN)"),
+            "threshold": Field(float, 0.25, positive=True, below=1.0,
+                               help="Sobel magnitude (0..1) above which a pixel is an edge")},
+    description="Sobel edges -> image (paired; paired: false gives disjoint domains)"))
+
+
+# --------------------------------------------------------------------------- super-resolution
+def downsample(images: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over factor x factor blocks, rounded half to even: exact and the same everywhere."""
+    n, c, h, w = images.shape
+    blocks = images.reshape(n, c, h // factor, factor, w // factor, factor).astype(np.float64)
+    return np.rint(blocks.mean(axis=(3, 5))).astype(np.uint8)
+
+
+def _sr_problem(settings, shape):
+    f = settings["factor"]
+    if shape[1] % f or shape[2] % f:
+        return f"factor {f} does not divide the image side {shape[1]}; allowed: a divisor of {shape[1]} >= 2"
+    return None
+
+
+_register(TaskKind(
+    "super_resolution", paired=lambda s: True,
+    input_shape=lambda s, shape: (shape[0], shape[1] // s["factor"], shape[2] // s["factor"]),
+    target_shape=_same, problem=_sr_problem,
+    fields={"factor": Field(int, 4, minimum=2, help="how many times smaller the inputs' side is")},
+    derive=lambda images, labels, s, seed: {"inputs": downsample(images, s["factor"]), "images": images,
+                                            "labels": labels},
+    description="factor x factor block means -> image (SRGAN)"))
+
+
+# --------------------------------------------------------------------------- inpainting
+def mask_box(side: int, mask: int) -> tuple[int, int]:
+    """(first, last + 1) of the centred square mask along each axis."""
+    first = (side - mask) // 2
+    return first, first + mask
+
+
+def masked(images: np.ndarray, mask: int) -> np.ndarray:
+    out = images.copy()
+    lo_y, hi_y = mask_box(images.shape[2], mask)
+    lo_x, hi_x = mask_box(images.shape[3], mask)
+    out[:, :, lo_y:hi_y, lo_x:hi_x] = WHITE
+    return out
+
+
+def _mask_problem(settings, shape):
+    if settings["mask"] >= min(shape[1:]):
+        return (f"mask {settings['mask']} is not smaller than the image ({shape[1]}x{shape[2]}); "
+                f"allowed: 1 to {min(shape[1:]) - 1}")
+    return None
+
+
+_register(TaskKind(
+    "inpainting", paired=lambda s: True, input_shape=_same, target_shape=_same, problem=_mask_problem,
+    fields={"mask": Field(int, 14, positive=True, help="side of the centre square to fill (pixels)")},
+    derive=lambda images, labels, s, seed: {"inputs": masked(images, s["mask"]), "images": images, "labels": labels},
+    description="image with a white centre square -> image (CCGAN)"))
+
+
+# --------------------------------------------------------------------------- MNIST-M-style blend
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # natural colour photographs in scikit-image
+
+
+def photographs() -> tuple[list[np.ndarray], dict[str, str]]:
+    """scikit-image's colour photographs (H, W, 3) uint8, and the sha256 of each (recorded)."""
+    import skimage.data
+
+    photos = [np.ascontiguousarray(getattr(skimage.data, name)()) for name in PHOTOS]
+    return photos, {name: hashlib.sha256(p.tobytes()).hexdigest() for name, p in zip(PHOTOS, photos)}
+
+
+def blend(images: np.ndarray, seed: int) -> np.ndarray:
+    """|image - patch| per channel, one random photo patch of the image's size per image."""
+    photos, _ = photographs()
+    n, _, h, w = images.shape
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, len(photos), n)
+    grey = images.astype(np.int16).mean(axis=1, keepdims=True).round().astype(np.int16)   # (n, 1, h, w)
+    out = np.empty((n, 3, h, w), np.uint8)
+    for k, photo in enumerate(photos):  # vectorised per photo: gather every patch cut from it at once
+        rows = np.nonzero(which == k)[0]
+        ys = rng.integers(0, photo.shape[0] - h + 1, len(rows))
+        xs = rng.integers(0, photo.shape[1] - w + 1, len(rows))
+        yy = ys[:, None, None] + np.arange(h)[None, :, None]
+        xx = xs[:, None, None] + np.arange(w)[None, None, :]
+        patches = photo[yy, xx].transpose(0, 3, 1, 2).astype(np.int16)                      # (r, 3, h, w)
+        out[rows] = np.abs(patches - grey[rows]).astype(np.uint8)
+    return out
+
+
+def _derive_blend(images, labels, settings, seed):
+    return _disjoint(images, labels, blend(images, seed), labels)
+
+
+_register(TaskKind(
+    "blend", paired=lambda s: False, input_shape=_same, target_shape=lambda s, shape: (3, *shape[1:]),
+    problem=_no_problem, derive=_derive_blend, source_labels=True,
+    fields={"seed": Field(int, 0, minimum=0, help="seed of the photo patches' choice and position")},
+    description="labelled images -> |image - photo patch| in colour, unpaired (MNIST-M, PixelDA)"))
+
+
+# --------------------------------------------------------------------------- the stage
+def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: Path, out_path: Path) -> dict:
+    """Write task `name` derived from the packed dataset at `source_path`; returns a summary."""
+    from genlab.data.hdf5 import FORMAT_VERSION, create_file, read_info, read_split, write_arrays
+    from genlab.io import atomic_path
+
+    info = read_info(source_path)
+    spec = TASK_KINDS[kind]
+    md5 = hashlib.md5(Path(source_path).read_bytes()).hexdigest()
+    record = {"name": name, "kind": kind, "dataset": info["dataset"], **dict(settings),
+              "source_md5": md5, "derivation": spec.description}
+    if kind == "blend":
+        record["photographs_sha256"] = photographs()[1]
+    counts = {}
+    with atomic_path(out_path) as tmp, create_file(tmp) as f:
+        for i, split in enumerate(SPLITS):
+            images, labels = read_split(source_path, split)
+            arrays = spec.derive(images, labels, settings, settings.get("seed", 0) + i)
+            if not spec.source_labels:
+                arrays.pop("input_labels", None)
+            write_arrays(f.create_group(split, track_order=False),
+                         {k: arrays[k] for k in ("images", "labels", "inputs", "input_labels")
+                          if arrays.get(k) is not None})
+            counts[split] = {"inputs": len(arrays["inputs"]), "targets": len(arrays["images"])}
+        f.attrs["dataset"] = name
+        f.attrs["class_names"] = json.dumps(info["class_names"])
+        f.attrs["labelled"] = np.bool_(info["labelled"])
+        f.attrs["source_checksums"] = json.dumps(info["source_checksums"], sort_keys=True)
+        f.attrs["preprocessing"] = json.dumps(info["preprocessing"], sort_keys=True)
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["paired"] = np.bool_(spec.paired(settings))
+        f.attrs["task"] = json.dumps(record, sort_keys=True)
+    return {"task": name, "kind": kind, "paired": spec.paired(settings), "splits": counts}
