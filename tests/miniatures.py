@@ -23,7 +23,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from genlab.data.idx import encode_idx
+from genlab.data.idx import encode_idx, read_idx
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -179,6 +179,65 @@ def celeba_files(n: int, *, seed: int = 0) -> dict[str, bytes]:
     listing = "".join(f"{name} {p}\n" for name, p in zip(names, partition))
     return {"img_align_celeba.zip": zip_archive(entries, directories=("img_align_celeba/",)),
             "list_eval_partition.txt": listing.encode()}
+
+
+# --------------------------------------------------------------------------- image-to-image (pix2pix, CycleGAN, MNIST-M)
+LEFT_COLOUR, RIGHT_COLOUR = (200, 40, 40), (40, 40, 200)  # background of each half of a pix2pix pair
+
+
+def pix2pix_archive(dataset: str, counts: dict[str, int], side: int = 64, *, shuffle: bool = False,
+                    seed: int = 0) -> bytes:
+    """<dataset>.tar.gz as the pix2pix archives are: <dataset>/<folder>/<k>.jpg, k = 1..n per folder, each
+    JPEG a pair side by side (2*side x side). The left half is red, the right half blue, and both show
+    the same white square, placed per image, so a test can tell the halves apart and check the pairing.
+    `shuffle` permutes the member order."""
+    rng = np.random.default_rng(seed)
+    members: list[tarfile.TarInfo | tuple[str, bytes]] = []
+    for folder, n in counts.items():
+        members.append(_tar_dir(f"{dataset}/{folder}"))
+        for k in range(1, n + 1):
+            x, y = (int(v) for v in rng.integers(0, side // 2, 2))
+            pair = Image.new("RGB", (2 * side, side))
+            for index, colour in enumerate((LEFT_COLOUR, RIGHT_COLOUR)):
+                half = Image.new("RGB", (side, side), colour)
+                ImageDraw.Draw(half).rectangle((x, y, x + side // 3, y + side // 3), fill=(255, 255, 255))
+                pair.paste(half, (index * side, 0))
+            members.append((f"{dataset}/{folder}/{k}.jpg", _jpeg(pair)))
+    if shuffle:
+        members = [members[i] for i in rng.permutation(len(members))]
+    return tar_archive([_tar_dir(dataset), *members])
+
+
+def cyclegan_archive(dataset: str, counts: dict[str, int], side: int = 64, *, seed: int = 0) -> bytes:
+    """<dataset>.zip as the CycleGAN archives are: <dataset>/{trainA,trainB,testA,testB}/<name>.jpg;
+    domain A pictures are red discs (apples), domain B orange ones, on a light background."""
+    rng = np.random.default_rng(seed)
+    entries = []
+    for folder, n in counts.items():
+        colour = (190, 30, 40) if folder.endswith("A") else (250, 150, 20)
+        for k in range(n):
+            image = Image.new("RGB", (side, side), (235, 235, 225))
+            r = int(rng.integers(side // 5, side // 3))
+            cx, cy = (int(v) for v in rng.integers(r, side - r, 2))
+            ImageDraw.Draw(image).ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+            entries.append((f"{dataset}/{folder}/n0774{k:04d}_{k}.jpg", _jpeg(image)))
+    return zip_archive(entries, directories=[f"{dataset}/"] + [f"{dataset}/{folder}/" for folder in counts])
+
+
+def mnistm_files(n_train: int, n_test: int, *, seed: int = 0) -> dict[str, bytes]:
+    """keras_mnistm.pkl.gz (a protocol-2 pickle of {b"train", b"test"}: uint8 (n, 28, 28, 3) arrays, MNIST's
+    digits blended into coloured noise) and MNIST's two label files, as published (gzipped IDX)."""
+    idx = _idx_files(n_train, n_test, seed)
+    rng = np.random.default_rng(seed + 1)
+    arrays = {}
+    for split, prefix in ((b"train", "train"), (b"test", "t10k")):
+        digits = read_idx(idx[f"{prefix}-images-idx3-ubyte"])
+        background = rng.integers(0, 256, (len(digits), 1, 1, 3)) + rng.integers(-30, 31, (*digits.shape, 3))
+        blended = np.abs(np.clip(background, 0, 255) - digits[..., None].astype(np.int64))
+        arrays[split] = blended.astype(np.uint8)
+    return {"keras_mnistm.pkl.gz": gzip.compress(pickle.dumps(arrays, protocol=2), mtime=0),
+            **{f"{name}.gz": gzip.compress(idx[name], mtime=0)
+               for name in (IDX_NAMES["train_labels"], IDX_NAMES["test_labels"])}}
 
 
 # --------------------------------------------------------------------------- archive writers

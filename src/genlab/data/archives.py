@@ -151,6 +151,18 @@ class SafeZip:
         return infos
 
 
+def read_compressed(path: str | Path, *, max_bytes: int) -> bytes:
+    """The whole decompressed content of a gzip, bzip2 or xz file (told by its magic bytes; any other
+    file is read as it is), refusing more than `max_bytes`; a damaged file is a CorruptArchiveError."""
+    path = _existing(path)
+    with _corrupt_guard(path), _decompressed(path) as stream:
+        data = stream.read(max_bytes + 1)  # reaching the end checks gzip's CRC and length trailer
+    if len(data) > max_bytes:
+        raise UnsafeArchiveError(f"{path}: decompresses to more than the limit of {max_bytes} bytes "
+                                 f"(decompression bomb?)")
+    return data
+
+
 def normalise_member_name(archive: Path, name: str) -> str:
     """`name` as a relative POSIX path without empty or `.` parts; refuse what could point elsewhere.
 

@@ -12,6 +12,14 @@ the DVC output, because DVC deletes a stage's outputs before re-running it: a pa
 (`<algorithm>-<checksum>`) is reused by later runs without the network. `out_dir` is touched only
 once every file is in the cache; each file is hard-linked (or copied) to a temp name there and
 renamed, so nothing partial or unverified ever appears under a final name.
+
+Files without a published checksum (`RemoteFile.checksum` None) are trusted on first use: the
+first complete download (a gzip or zip read through to its end, so a cut-short transfer is never
+recorded) is stored as `sha256-<digest>` in the cache and its digest recorded in
+`recorded/<dataset>/<name>.json` there; every later run, whatever the source, must produce those
+bytes, and a download that differs is refused with both digests and how to accept it. The
+dataset's output directory then also holds `SHA256SUMS` (`sha256sum -c` format) naming the
+recorded digest of each such file, which pack checks the raw files against.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import gzip
 import hashlib
 import http.client
 import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -28,6 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -41,7 +51,7 @@ from tqdm import tqdm
 from genlab.config import ParamsError
 from genlab.data.sources import DatasetSource, RemoteFile, UnknownDatasetError, dataset_source
 from genlab.errors import GenlabError
-from genlab.io import atomic_path, cache_dir
+from genlab.io import atomic_path, cache_dir, write_bytes_atomic, write_json_atomic
 
 ENV_MIRROR = "GENLAB_DATA_MIRROR"
 GDRIVE_URL = "https://drive.google.com/uc"  # tests point it at a local server
@@ -55,6 +65,8 @@ _MAX_PAGE = 1 << 20     # an HTML answer larger than this is not one of Drive's 
 _GDRIVE_PAGES = 3       # confirm pages followed before giving up
 _HEX_DIGITS = {"md5": 32, "sha256": 64}
 _CHECKSUM = re.compile(r"(md5|sha256):([0-9a-fA-F]+)")
+RECORDED_SUMS = "SHA256SUMS"  # in the output directory: digests recorded for files without a published one
+_ZIP_MAGIC = b"PK\x03\x04"
 
 T = TypeVar("T")
 
@@ -86,6 +98,16 @@ class _HtmlAnswer(Exception):
         super().__init__(url)
         self.url = url
         self.text = text
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One file no source could provide: why, per source; `record` for files checked against their first download."""
+
+    role: str
+    remote: RemoteFile
+    reasons: list[str]
+    record: Path | None
 
 
 class _AllFailed(Exception):
@@ -134,21 +156,33 @@ def download_dataset(name: str, out_dir: Path, *,
     out_dir = Path(out_dir)
 
     ready: dict[Path, Path] = {}  # target in out_dir -> verified cache entry
-    failures: list[tuple[RemoteFile, list[str]]] = []
-    for remote in files.values():
+    failures: list[_Failure] = []
+    unpublished = {role: _record_path(name, remote) for role, remote in files.items() if not remote.published}
+    for role, remote in files.items():
+        record = unpublished.get(role)
+        if record is not None:
+            remote = files[role] = _with_record(remote, record)
         target = out_dir / remote.name
-        if _verifies(target, remote):
+        if remote.published and _verifies(target, remote):
             _log(f"{remote.name}: already present in {out_dir} with the right {remote.algorithm}")
             continue
+        net = _Net(retries, backoff, timeout)
         try:
-            ready[target] = _acquire(remote, locations, _Net(retries, backoff, timeout), name)
+            if remote.published:
+                ready[target] = _acquire(remote, locations, net, name)
+            else:
+                ready[target], files[role] = _acquire_first(remote, record, locations, net, name)
         except _AllFailed as exc:
-            failures.append((remote, exc.reasons))
+            failures.append(_Failure(role, remote, exc.reasons, record))
     if failures:
         raise DownloadError(_failure_message(name, failures))
     for target, entry in ready.items():
         _place(entry, target)
-    return {role: {"name": f.name, "algorithm": f.algorithm, "scope": f.scope, "checksum": f.checksum}
+    if unpublished:
+        sums = "".join(f"{files[role].checksum}  {files[role].name}\n" for role in sorted(unpublished))
+        write_bytes_atomic(out_dir / RECORDED_SUMS, sums.encode())
+    return {role: {"name": f.name, "algorithm": f.algorithm, "scope": f.scope, "checksum": f.checksum,
+                   **({"published": False} if role in unpublished else {})}
             for role, f in files.items()}
 
 
@@ -179,7 +213,10 @@ def _with_overrides(dataset: DatasetSource, checksums: Mapping[str, str] | None)
             raise ParamsError(f"{key}: unknown file role; allowed: {', '.join(files)}")
         algorithm, checksum = _parse_checksum(key, value)
         remote = files[role]
-        if (algorithm, checksum) != (remote.algorithm, remote.checksum):
+        if not remote.published:
+            _log(f"{key} pins {remote.name}, which has no published checksum, to {algorithm}:{checksum}")
+            files[role] = replace(remote, algorithm=algorithm, checksum=checksum)
+        elif (algorithm, checksum) != (remote.algorithm, remote.checksum):
             _log(f"warning: {key} replaces the registry's checksum of {remote.name}: "
                  f"{remote.algorithm}:{remote.checksum} -> {algorithm}:{checksum} (not the published file)")
             files[role] = replace(remote, algorithm=algorithm, checksum=checksum)
@@ -249,6 +286,82 @@ def _acquire(remote: RemoteFile, locations: list[str], net: _Net, dataset: str) 
         raise _AllFailed(reasons)
 
 
+def _record_path(dataset: str, remote: RemoteFile) -> Path:
+    """Where the digest of the first download of a file without a published checksum is kept."""
+    return download_cache_dir() / "recorded" / dataset / f"{remote.name}.json"
+
+
+def _read_record(record: Path) -> str | None:
+    """The sha256 recorded at `record`, or None when there is none yet; a damaged record is an error."""
+    if not record.is_file():
+        return None
+    try:
+        digest = json.loads(record.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DownloadError(f"{record}: damaged record of a first download ({exc}); delete it to record "
+                            f"the next download afresh") from exc
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise DownloadError(f"{record}: {digest!r} is not a sha256 digest; delete it to record the next "
+                            f"download afresh")
+    return digest
+
+
+def _with_record(remote: RemoteFile, record: Path) -> RemoteFile:
+    """`remote` with the digest of its first download as its checksum, or unchanged if none is recorded."""
+    digest = _read_record(record)
+    return remote if digest is None else replace(remote, checksum=digest)
+
+
+def _acquire_first(remote: RemoteFile, record: Path, locations: list[str], net: _Net,
+                   dataset: str) -> tuple[Path, RemoteFile]:
+    """First download of a file without a published checksum: (cache entry, `remote` with its digest).
+
+    The first source giving a complete file wins; its sha256 names the cache entry and is recorded.
+    A part left by an earlier run is discarded, not resumed: nothing could verify the join.
+    """
+    staging = download_cache_dir() / f"first-{dataset}-{remote.name}"
+    with _locked(staging):
+        if (digest := _read_record(record)) is not None:  # another process recorded it meanwhile
+            pinned = replace(remote, checksum=digest)
+            return _acquire(pinned, locations, net, dataset), pinned
+        staging.with_name(f"{staging.name}.part").unlink(missing_ok=True)
+        reasons = []
+        for label, fetch in _candidates(remote, locations, net, dataset):
+            try:
+                origin = fetch(staging)
+                _check_complete(staging)
+            except _SourceFailed as exc:
+                staging.unlink(missing_ok=True)
+                reasons.append(f"{label}: {exc}")
+                continue
+            digest = _file_digest(staging, "sha256").hexdigest()
+            entry = download_cache_dir() / f"sha256-{digest}"
+            os.replace(staging, entry)
+            write_json_atomic(record, {"name": remote.name, "sha256": digest, "origin": origin})
+            _log(f"{remote.name}: from {origin}; no published checksum, so its sha256 {digest} is recorded "
+                 f"in {record} and later downloads must match it")
+            return entry, replace(remote, checksum=digest)
+        raise _AllFailed(reasons)
+
+
+def _check_complete(path: Path) -> None:
+    """Read a gzip to its end (CRC and length trailer) or test every member of a zip; else nothing to check."""
+    with path.open("rb") as f:
+        magic = f.read(len(_ZIP_MAGIC))
+    try:
+        if magic.startswith(_GZIP_MAGIC):
+            with gzip.open(path, "rb") as stream:
+                while stream.read(_CHUNK):
+                    pass
+        elif magic == _ZIP_MAGIC:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad!r} fails its CRC")
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise _BadContent(f"incomplete or damaged download ({type(exc).__name__}: {exc})") from exc
+
+
 @contextlib.contextmanager
 def _locked(entry: Path) -> Iterator[None]:
     """Serialise processes fetching the same file (parallel `dvc exp run` jobs) on its one part file."""
@@ -269,7 +382,7 @@ def _file_digest(path: Path, algorithm: str) -> hashlib._Hash:
 
 
 def _check(got: str, remote: RemoteFile) -> None:
-    if got != remote.checksum:
+    if remote.published and got != remote.checksum:
         of = " of the decompressed content" if remote.scope == "content" else ""
         raise _BadContent(f"{remote.algorithm} mismatch{of}: expected {remote.checksum}, got {got}")
 
@@ -530,14 +643,25 @@ def _log(message: str) -> None:
     print(f"[genlab.data] {message}", file=sys.stderr, flush=True)
 
 
-def _failure_message(dataset: str, failures: list[tuple[RemoteFile, list[str]]]) -> str:
+def _failure_message(dataset: str, failures: list[_Failure]) -> str:
     lines = [f"could not obtain {len(failures)} file(s) of dataset {dataset!r}; nothing was written "
              f"to the output directory"]
-    for remote, reasons in failures:
+    for failure in failures:
+        remote = failure.remote
         of = " of the decompressed content" if remote.scope == "content" else ""
-        lines.append(f"{remote.name} ({remote.algorithm}{of} {remote.checksum}); sources tried:")
-        lines += [f"  - {reason}" for reason in reasons] or ["  (no sources configured)"]
-    wanted = ", ".join(remote.remote for remote, _ in failures)
+        if failure.record is None:
+            expected = f"{remote.algorithm}{of} {remote.checksum}"
+        elif remote.published:
+            expected = f"no published checksum; sha256 {remote.checksum} recorded at its first download"
+        else:
+            expected = "no published checksum"
+        lines.append(f"{remote.name} ({expected}); sources tried:")
+        lines += [f"  - {reason}" for reason in failure.reasons] or ["  (no sources configured)"]
+        if failure.record is not None and remote.published:
+            lines.append(f"  If the publisher has changed {remote.name}, accept the new file by deleting "
+                         f"{failure.record} (or pin it with params datasets.{dataset}.download.checksums."
+                         f"{failure.role}: 'sha256:<hex>').")
+    wanted = ", ".join(failure.remote.remote for failure in failures)
     fix = (f"To fix: set {ENV_MIRROR} (or params datasets.{dataset}.source) to a directory or "
            f"http(s) base URL holding {wanted}")
     if dataset in APT_PACKAGES:

@@ -7,7 +7,15 @@ which never depends on the order of the members inside an archive:
 - cifar10-python: data_batch_1..5, then test_batch, each in its own order;
 - lfw-tgz: sorted by member name; the test split is the `test_fraction` of identities whose
   name hashes below it, so nobody is in both splits and the split never depends on the archive;
-- celeba-zip: sorted by file name, split by list_eval_partition.txt (0 train, 2 test; 1 unused).
+- celeba-zip: sorted by file name, split by list_eval_partition.txt (0 train, 2 test; 1 unused);
+- pix2pix-tgz: `<dataset>/<folder>/<n>.jpg` pairs side by side (A | B), in natural order of the
+  file names (1, 2, ..., 10); `images` and `inputs` are the two halves of the same files, as the
+  registry's `input_half` says, so row i of one pairs with row i of the other;
+- cyclegan-zip: `<dataset>/<folder>A/` (inputs) and `<dataset>/<folder>B/` (images), unpaired,
+  each in natural order of the file names;
+- mnistm-pkl: keras_mnistm.pkl.gz's `train` and `test` arrays in their order (MNIST's), labelled
+  by MNIST's label files row for row.
+Splits come from the archive's folders named by the registry (`DatasetSource.folder`).
 """
 from __future__ import annotations
 
@@ -22,10 +30,10 @@ from typing import Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 
-from genlab.data.archives import SafeZip, iter_members
+from genlab.data.archives import SafeZip, iter_members, read_compressed
 from genlab.data.idx import read_idx
-from genlab.data.preprocess import Payload, PreprocessingError
-from genlab.data.sources import DatasetSource, Preprocessing, RemoteFile
+from genlab.data.preprocess import Half, Payload, PreprocessingError
+from genlab.data.sources import HALVES, DatasetSource, Preprocessing, RemoteFile
 from genlab.errors import GenlabError
 
 SPLITS = ("train", "test")
@@ -39,6 +47,10 @@ _LFW_MEMBER = re.compile(r"lfw/(?P<person>[^/]+)/[^/]+\.jpg")
 _CELEBA_MEMBER = re.compile(r"img_align_celeba/(?P<file>[^/]+\.jpg)")
 _CELEBA_SPLITS = {0: "train", 2: "test"}  # 1 (validation) is not packed
 _CELEBA_PARTITIONS = (0, 1, 2)
+_IMAGE_MEMBER = re.compile(r"(?P<root>[^/]+)/(?P<folder>[^/]+)/(?P<file>[^/]+\.(?:jpe?g|png))", re.IGNORECASE)
+_CYCLEGAN_DOMAINS = {"inputs": "A", "images": "B"}
+_MNISTM_SHAPE = (28, 28, 3)
+RECORDED_SUMS = "SHA256SUMS"  # written by the download stage for files without a published checksum
 
 
 class RawDataError(GenlabError):
@@ -56,6 +68,9 @@ class RawSplit:
     count: int
     images: Iterable[tuple[str, Payload]]
     labels: np.ndarray | None  # int64 (count,); None for unlabelled datasets
+    inputs: Iterable[tuple[str, Payload]] | None = None  # paired / two-domain datasets: domain A, packed as `inputs`
+    input_count: int = 0
+    input_labels: np.ndarray | None = None
 
 
 RawSplits = dict[str, RawSplit]
@@ -75,18 +90,43 @@ def raw_file(source: DatasetSource, raw_dir: Path, role: str) -> Path:
     return path
 
 
-def source_checksums(source: DatasetSource, raw_dir: Path) -> dict[str, dict[str, str]]:
+def source_checksums(source: DatasetSource, raw_dir: Path) -> dict[str, dict]:
     """role -> {name, algorithm, scope, checksum} computed from the stored raw files.
 
-    Files of scope "content" are stored decompressed, so their digest is the content digest.
+    Files of scope "content" are stored decompressed, so their digest is the content digest. Files
+    without a published checksum also get `"published": false`, and their sha256 must be the one
+    the download stage recorded in SHA256SUMS, where it did.
     """
+    recorded = _recorded_sums(Path(raw_dir)) if not all(f.published for f in source.files.values()) else {}
     checksums = {}
     for role, remote in source.files.items():
-        with raw_file(source, raw_dir, role).open("rb") as f:
+        path = raw_file(source, raw_dir, role)
+        with path.open("rb") as f:
             digest = hashlib.file_digest(f, remote.algorithm).hexdigest()
         checksums[role] = {"name": remote.name, "algorithm": remote.algorithm, "scope": remote.scope,
                            "checksum": digest}
+        if not remote.published:
+            checksums[role]["published"] = False
+            if recorded.get(remote.name, digest) != digest:
+                raise RawDataError(f"{path}: sha256 {digest} is not the {recorded[remote.name]} that the download "
+                                   f"stage recorded in {RECORDED_SUMS}; delete {path} and re-run the download "
+                                   f"stage (`dvc repro download@{source.name}`)")
     return checksums
+
+
+def _recorded_sums(raw_dir: Path) -> dict[str, str]:
+    """name -> sha256 of the download stage's SHA256SUMS (`<hex>  <name>` lines); {} without one."""
+    path = raw_dir / RECORDED_SUMS
+    if not path.is_file():
+        return {}
+    sums = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
+        if match is None:
+            raise RawDataError(f"{path}:{number}: expected `<sha256>  <file name>`, got {line!r}; "
+                               f"re-run the download stage")
+        sums[match[2]] = match[1]
+    return sums
 
 
 def held_out(identity: str, test_fraction: float) -> bool:
@@ -143,19 +183,19 @@ def _cifar_pickles(archive: Path, max_total_bytes: int) -> dict[str, dict]:
     found = {}
     for name, data in iter_members(archive, max_total_bytes=max_total_bytes):
         if name in wanted:
-            found[name.rsplit("/", 1)[1]] = _unpickle(archive, name, data)
+            found[name.rsplit("/", 1)[1]] = _unpickle(f"{archive}: member {name!r}", data, "a CIFAR-10 pickle")
     missing = sorted(wanted - {f"{_CIFAR_DIR}/{name}" for name in found})
     if missing:
         raise RawDataError(f"{archive}: members missing: {', '.join(missing)}")
     return found
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickles only what the CIFAR-10 batches hold: dicts, lists, bytes, ints and numpy arrays.
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what the dataset pickles hold: dicts, lists, bytes, ints and numpy arrays.
 
-    Unpickling runs whatever globals a pickle names; this one is only ever applied to members of
-    the checksum-verified cifar-10-python.tar.gz, and refuses any global but the few the batches
-    need, so even a tampered archive cannot run code.
+    Unpickling runs whatever globals a pickle names; this one refuses any global but the few that
+    the CIFAR-10 batches and keras_mnistm.pkl need, so even a tampered file (keras_mnistm.pkl.gz
+    has no published checksum) cannot run code.
     """
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -164,18 +204,19 @@ class _CifarUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR-10 batch")
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a dataset pickle")
         return super().find_class(module, name)
 
 
-def _unpickle(archive: Path, name: str, data: bytes) -> dict:
+def _unpickle(where: str, data: bytes, what: str) -> dict:
+    """The dict pickled in `data`; `where` names the file (and member) in errors, `what` its kind."""
     try:
-        # encoding="bytes": the batches were pickled by Python 2; their str keys load as bytes.
-        batch = _CifarUnpickler(io.BytesIO(data), encoding="bytes").load()
+        # encoding="bytes": the files were pickled by Python 2; their str keys load as bytes.
+        batch = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise RawDataError(f"{archive}: member {name!r} is not a CIFAR-10 pickle ({exc})") from exc
+        raise RawDataError(f"{where} is not {what} ({exc})") from exc
     if not isinstance(batch, dict):
-        raise RawDataError(f"{archive}: member {name!r} holds a {type(batch).__name__}, not a dict")
+        raise RawDataError(f"{where} holds a {type(batch).__name__}, not a dict")
     return batch
 
 
@@ -252,12 +293,95 @@ def _same_files(archive: Path, in_archive: set[str], listing: Path, listed: set[
             raise RawDataError(f"{where}: {len(names)} image(s) not in {other.name}: {shown}")
 
 
+# --------------------------------------------------------------------------- pix2pix-tgz
+@contextlib.contextmanager
+def _read_pix2pix(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    archive = raw_file(source, raw_dir, "archive")
+    folders = {split: source.folder(split) for split in SPLITS}
+    files: dict[str, bytes] = {}
+    names: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for name, data in iter_members(archive, max_total_bytes=_total_limit(source.files["archive"], archive)):
+        split = _member_split(source, name, folders)
+        if split is not None:
+            files[name] = data
+            names[split].append(name)
+    _require_nonempty(archive, _sorted_names(names), _folders_rule(source, folders))
+    inputs = HALVES.index(source.input_half)
+    yield {split: RawSplit(len(members), ((name, Half(files[name], 1 - inputs)) for name in members), None,
+                           inputs=((name, Half(files[name], inputs)) for name in members),
+                           input_count=len(members))
+           for split, members in names.items()}
+
+
+# --------------------------------------------------------------------------- cyclegan-zip
+@contextlib.contextmanager
+def _read_cyclegan(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    archive = raw_file(source, raw_dir, "archive")
+    folders = {(split, role): f"{source.folder(split)}{domain}"
+               for split in SPLITS for role, domain in _CYCLEGAN_DOMAINS.items()}
+    with SafeZip(archive, max_total_bytes=_total_limit(source.files["archive"], archive)) as zf:
+        names: dict[tuple[str, str], list[str]] = {key: [] for key in folders}
+        for name in zf.names:
+            key = _member_split(source, name, folders)
+            if key is not None:
+                names[key].append(name)
+        _require_nonempty(archive, _sorted_names(names), _folders_rule(source, folders))
+
+        def read(key: tuple[str, str]) -> Iterator[tuple[str, Payload]]:
+            return ((name, zf.read(name)) for name in names[key])
+
+        yield {split: RawSplit(len(names[split, "images"]), read((split, "images")), None,
+                               inputs=read((split, "inputs")), input_count=len(names[split, "inputs"]))
+               for split in SPLITS}
+
+
+def _member_split(source: DatasetSource, name: str, folders: dict) -> object | None:
+    """The key of `folders` whose folder holds image member `name` (`<dataset>/<folder>/<file>`), or None."""
+    match = _IMAGE_MEMBER.fullmatch(name)
+    if match is None or match["root"] != source.name:
+        return None
+    return next((key for key, folder in folders.items() if folder == match["folder"]), None)
+
+
+def _sorted_names(names: dict) -> dict:
+    """Each list of member names in natural order (`2.jpg` before `10.jpg`), whatever the archive's order."""
+    for members in names.values():
+        members.sort(key=lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)])
+    return names
+
+
+def _folders_rule(source: DatasetSource, folders: dict) -> str:
+    return "the folders " + ", ".join(f"{source.name}/{folder}/" for folder in folders.values())
+
+
+# --------------------------------------------------------------------------- mnistm-pkl
+@contextlib.contextmanager
+def _read_mnistm(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    archive = raw_file(source, raw_dir, "archive")
+    arrays = _unpickle(str(archive), read_compressed(archive, max_bytes=_total_limit(source.files["archive"], archive)),
+                       "an MNIST-M pickle (a dict of uint8 image arrays)")
+    splits = {}
+    for split in SPLITS:
+        images = arrays.get(split.encode(), arrays.get(split))
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape[1:] != _MNISTM_SHAPE:
+            got = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise RawDataError(f"{archive}: {split!r} is not a uint8 (N, 28, 28, 3) array (got {got}); delete it "
+                               f"and re-run the download stage (`dvc repro download@{source.name}`)")
+        labels_path = raw_file(source, raw_dir, f"{split}_labels")
+        labels = _labels(source, _idx_array(labels_path), str(labels_path))
+        splits[split] = _array_split(f"{archive.name}:{split} with {labels_path.name}", images, labels)
+    yield splits
+
+
 # --------------------------------------------------------------------------- shared
 _READERS: dict[str, Callable[[DatasetSource, Path, Preprocessing], ContextManager[RawSplits]]] = {
     "idx": _read_idx_dataset,
     "cifar10-python": _read_cifar10,
     "lfw-tgz": _read_lfw,
     "celeba-zip": _read_celeba,
+    "pix2pix-tgz": _read_pix2pix,
+    "cyclegan-zip": _read_cyclegan,
+    "mnistm-pkl": _read_mnistm,
 }
 _HELD_OUT_FORMATS = ("lfw-tgz",)  # formats without an official test split
 
@@ -290,10 +414,11 @@ def _labels(source: DatasetSource, labels: np.ndarray, label: str) -> np.ndarray
     return labels.astype(np.int64)
 
 
-def _require_nonempty(where: Path, names: dict[str, list[str]], rule: str) -> None:
+def _require_nonempty(where: Path, names: dict, rule: str) -> None:
     for split, members in names.items():
         if not members:
-            raise RawDataError(f"{where}: the {split} split is empty (split by {rule})")
+            which = split if isinstance(split, str) else " ".join(split)
+            raise RawDataError(f"{where}: the {which} split is empty (split by {rule})")
 
 
 def _total_limit(remote: RemoteFile, path: Path) -> int:

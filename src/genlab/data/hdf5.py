@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
 
 from genlab.data.formats import SPLITS, RawSplit, open_raw, source_checksums
-from genlab.data.preprocess import PrepareStats, check_preprocessing, prepare_blocks
+from genlab.data.preprocess import Payload, PrepareStats, check_preprocessing, prepare_blocks
 from genlab.data.sources import DatasetSource, Preprocessing, dataset_source
 from genlab.errors import GenlabError
 from genlab.io import atomic_path
@@ -58,16 +58,23 @@ def pack_dataset(name: str, raw_dir: Path, out_path: Path, prep: Preprocessing) 
     with open_raw(source, Path(raw_dir), prep) as splits, atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w", libver=_LIBVER, track_order=False) as f:
             for split in SPLITS:
+                _check_inputs(source, splits[split], split)
                 counts[split] = _write_split(f.create_group(split, track_order=False), splits[split],
                                              source, prep, stats, desc=f"pack {name}/{split}")
+            if source.paired is not None:
+                f.attrs["paired"] = np.bool_(source.paired)
             f.attrs["dataset"] = source.name
             f.attrs["class_names"] = json.dumps(list(source.class_names))
             f.attrs["labelled"] = np.bool_(source.labelled)
             f.attrs["source_checksums"] = json.dumps(checksums, sort_keys=True)
             f.attrs["preprocessing"] = json.dumps(stats.as_attrs(prep, source.channels), sort_keys=True)
             f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-    return {"dataset": name, "path": str(out_path), "splits": counts,
-            "shape": [source.channels, prep.side, prep.side], "labelled": source.labelled}
+    summary = {"dataset": name, "path": str(out_path), "splits": counts,
+               "shape": [source.channels, prep.side, prep.side], "labelled": source.labelled}
+    if source.paired is not None:
+        summary["paired"] = source.paired
+        summary["inputs"] = {split: splits[split].input_count for split in SPLITS}
+    return summary
 
 
 def chunk_rows(row_bytes: int, n: int) -> int:
@@ -140,18 +147,45 @@ def read_info(path: str | Path) -> dict:
         }
 
 
+def _check_inputs(source: DatasetSource, raw: RawSplit, split: str) -> None:
+    """A reader's split has inputs exactly when the layout says so, as many as the images when paired."""
+    if (raw.inputs is not None) != (source.paired is not None):
+        raise PackedDataError(f"dataset {source.name!r} ({source.layout}): the {source.format} reader gave "
+                              f"{'no ' if raw.inputs is None else ''}inputs for the {split} split")
+    if source.paired and raw.input_count != raw.count:
+        raise PackedDataError(f"dataset {source.name!r}: {raw.input_count} inputs but {raw.count} images in the "
+                              f"{split} split of a paired dataset")
+
+
 def _write_split(group: h5py.Group, raw: RawSplit, source: DatasetSource, prep: Preprocessing,
                  stats: PrepareStats, *, desc: str) -> int:
-    shape = (raw.count, source.channels, prep.side, prep.side)
-    rows = chunk_rows(int(np.prod(shape[1:])), raw.count)
-    images = group.create_dataset("images", shape=shape, dtype=np.uint8, chunks=(rows, *shape[1:]), **_COMPRESSION)
-    for start, block in prepare_blocks(raw.images, raw.count, prep, channels=source.channels, rows=rows,
+    # Every dataset stays open until the split is written: when HDF5 closes one changes where the
+    # following objects land in the file, and plain files must keep their bytes.
+    written = [_write_images(group, "images", raw.images, raw.count, source, prep, stats, desc)]
+    if raw.labels is not None:
+        written.append(_write_labels(group, "labels", raw.labels))
+    if raw.inputs is not None:
+        written.append(_write_images(group, "inputs", raw.inputs, raw.input_count, source, prep, stats,
+                                     f"{desc} inputs"))
+        if raw.input_labels is not None:
+            written.append(_write_labels(group, "input_labels", raw.input_labels))
+    return raw.count
+
+
+def _write_images(group: h5py.Group, name: str, payloads: Iterable[tuple[str, Payload]], count: int,
+                  source: DatasetSource, prep: Preprocessing, stats: PrepareStats, desc: str) -> h5py.Dataset:
+    """Prepare `count` images block by block into the new dataset `name` (uint8 (count, C, side, side))."""
+    shape = (count, source.channels, prep.side, prep.side)
+    rows = chunk_rows(int(np.prod(shape[1:])), count)
+    images = group.create_dataset(name, shape=shape, dtype=np.uint8, chunks=(rows, *shape[1:]), **_COMPRESSION)
+    for start, block in prepare_blocks(payloads, count, prep, channels=source.channels, rows=rows,
                                        stats=stats, desc=desc):
         images[start:start + len(block)] = block
-    if raw.labels is not None:
-        group.create_dataset("labels", data=raw.labels, chunks=(min(_LABEL_CHUNK_ROWS, raw.count),),
-                             **_COMPRESSION)
-    return raw.count
+    return images
+
+
+def _write_labels(group: h5py.Group, name: str, labels: np.ndarray) -> h5py.Dataset:
+    return group.create_dataset(name, data=labels, chunks=(min(_LABEL_CHUNK_ROWS, len(labels)),), **_COMPRESSION)
 
 
 @contextlib.contextmanager
@@ -182,6 +216,15 @@ def _check_layout(f: h5py.File, path: Path, hint: str) -> None:
         labels = f.get(f"{split}/labels")
         if labelled and (not isinstance(labels, h5py.Dataset) or labels.shape != images.shape[:1]):
             raise PackedDataError(f"{path}: /{split}/labels missing or not one per image; {hint}")
+        inputs = f.get(f"{split}/inputs")
+        if inputs is None:
+            continue
+        if not isinstance(inputs, h5py.Dataset) or inputs.ndim != 4 or inputs.dtype != np.uint8 \
+                or "paired" not in f.attrs:
+            raise PackedDataError(f"{path}: /{split}/inputs not uint8 (M, C, H, W), or no `paired` attribute; {hint}")
+        if bool(f.attrs["paired"]) and inputs.shape[0] != images.shape[0]:
+            raise PackedDataError(f"{path}: paired file with {inputs.shape[0]} inputs but {images.shape[0]} "
+                                  f"images in /{split}; {hint}")
 
 
 def _str(value: str | bytes) -> str:

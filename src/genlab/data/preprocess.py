@@ -29,7 +29,17 @@ WORKERS = 2
 MAX_PIXELS = 1 << 24  # 16.8 M pixels: far above any registered dataset's images, far below a memory bomb
 _MODES = {1: "L", 3: "RGB"}
 
-Payload = bytes | np.ndarray  # an encoded image file, or an HW / HWC uint8 array
+
+
+@dataclass(frozen=True)
+class Half:
+    """One half of an encoded image that holds a pair side by side (pix2pix's A | B, each half square)."""
+
+    data: bytes
+    index: int  # 0: the left half, 1: the right half
+
+
+Payload = bytes | np.ndarray | Half  # an encoded image file, an HW / HWC uint8 array, or half of an encoded pair
 
 
 class PreprocessingError(GenlabError):
@@ -77,6 +87,16 @@ def decode_image(data: bytes, name: str) -> Image.Image:
         raise PreprocessingError(f"{name}: cannot decode image ({exc}); the raw file may be damaged: "
                                  f"delete it and re-run the download stage") from exc
     return image
+
+
+def half_of(image: Image.Image, index: int, name: str) -> Image.Image:
+    """The left (0) or right (1) square of a side-by-side pair; anything but two squares is refused."""
+    width, height = image.size
+    if width != 2 * height:
+        raise PreprocessingError(f"{name}: {width}x{height} image is not a pair of squares side by side "
+                                 f"(A | B, width twice the height); the raw file may be damaged or of "
+                                 f"another dataset")
+    return image.crop((index * height, 0, (index + 1) * height, height))
 
 
 def is_identity(shape: tuple[int, ...], prep: Preprocessing, channels: int) -> bool:
@@ -161,8 +181,10 @@ def _fill(block: np.ndarray, batch: list[tuple[str, Payload]], run: range, *, pr
     decoded = False
     for i in run:
         name, payload = batch[i]
-        if isinstance(payload, bytes):
-            image: Image.Image | np.ndarray = decode_image(payload, name)
+        if isinstance(payload, (bytes, Half)):
+            image: Image.Image | np.ndarray = decode_image(payload if isinstance(payload, bytes) else payload.data, name)
+            if isinstance(payload, Half):
+                image = half_of(image, payload.index, name)
             shapes.add((image.height, image.width, len(image.getbands())))
             decoded = True
         else:

@@ -7,26 +7,36 @@ Two kinds of checksum are supported, as the publishers and the well-known loader
 - `scope="file"`: the digest of the bytes exactly as published (MNIST's .gz files as in
   torchvision's mnist.py, the CIFAR-10, LFW and CelebA archives); the file is stored as published.
 
+Where the publisher gives no checksum (the pix2pix and CycleGAN archives, keras_mnistm.pkl.gz),
+the file's `checksum` is None: the download stage records the sha256 of the bytes it first got
+(trust on first use, see genlab.data.download) and every later download must match that record.
+
 Sources are tried in order: the dataset's `source` param, $GENLAB_DATA_MIRROR, the local
 directories, the mirrors (`<base URL>/<remote name>`), then each file's own URLs and its Google
 Drive id. Every checksum below was checked against the loader named beside it.
+
+Layouts (see the image-to-image contract): "plain" datasets pack `images` (+ `labels`); "paired"
+ones also pack `inputs`, row i of which pairs with row i of `images`; "two-domain" ones pack the
+two unpaired domains as `inputs` (domain A) and `images` (domain B), of any sizes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from genlab.errors import GenlabError
 
 CHECKSUM_ALGORITHMS = ("md5", "sha256")
 CHECKSUM_SCOPES = ("content", "file")
-FORMATS = ("idx", "cifar10-python", "lfw-tgz", "celeba-zip")
+FORMATS = ("idx", "cifar10-python", "lfw-tgz", "celeba-zip", "pix2pix-tgz", "cyclegan-zip", "mnistm-pkl")
+LAYOUTS = ("plain", "paired", "two-domain")
+HALVES = ("left", "right")
 RESAMPLE_FILTERS = ("nearest", "box", "bilinear", "bicubic", "lanczos")
 
 
 @dataclass(frozen=True)
 class RemoteFile:
     name: str                          # the file's name in data/raw/<dataset>/
-    checksum: str                      # hex digest (see `algorithm`, `scope`)
+    checksum: str | None               # hex digest (see `algorithm`, `scope`); None: the publisher gives none
     algorithm: str = "md5"             # md5 | sha256
     scope: str = "content"             # content: digest of the decompressed bytes | file: of the bytes as published
     remote_name: str | None = None     # its name on mirrors and in mirror directories (default: see `remote`)
@@ -40,6 +50,11 @@ class RemoteFile:
         if self.remote_name:
             return self.remote_name
         return f"{self.name}.gz" if self.scope == "content" else self.name
+
+    @property
+    def published(self) -> bool:
+        """Whether the registry holds a checksum for this file (else its first download is recorded)."""
+        return self.checksum is not None
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,18 @@ class DatasetSource:
     crop: int | None = None            # default centre crop (pixels) before resizing; None: whole image
     test_fraction: float | None = None # None: the publisher's own test split; else held out by identity hash
     notes: tuple[str, ...] = field(default_factory=tuple)
+    layout: str = "plain"              # plain | paired | two-domain (one of LAYOUTS)
+    split_folders: tuple[tuple[str, str], ...] = ()  # (packed split, the archive's folder), where they differ
+    input_half: str | None = None      # paired side-by-side images: the half (left | right) packed as `inputs`
+
+    @property
+    def paired(self) -> bool | None:
+        """True for paired files, False for two-domain ones, None for plain datasets (no `inputs`)."""
+        return None if self.layout == "plain" else self.layout == "paired"
+
+    def folder(self, split: str) -> str:
+        """The archive's folder holding packed split `split` (edges2shoes' `val` is its test split)."""
+        return dict(self.split_folders).get(split, split)
 
     @property
     def num_classes(self) -> int:
@@ -95,6 +122,15 @@ def register_dataset(source: DatasetSource) -> DatasetSource:
         if remote.algorithm not in CHECKSUM_ALGORITHMS or remote.scope not in CHECKSUM_SCOPES:
             raise ValueError(f"dataset {source.name!r}, file {remote.name}: bad checksum kind "
                              f"{remote.algorithm}/{remote.scope}")
+        if not remote.published and (remote.algorithm, remote.scope) != ("sha256", "file"):
+            raise ValueError(f"dataset {source.name!r}, file {remote.name}: a file without a published "
+                             f"checksum is recorded by its sha256 as published (algorithm sha256, scope file)")
+    if source.layout not in LAYOUTS:
+        raise ValueError(f"dataset {source.name!r}: unknown layout {source.layout!r}; known: {', '.join(LAYOUTS)}")
+    if (source.input_half is not None) != (source.format == "pix2pix-tgz") or \
+            source.input_half not in (None, *HALVES):
+        raise ValueError(f"dataset {source.name!r}: input_half must be one of {', '.join(HALVES)} exactly "
+                         f"for side-by-side pairs (format pix2pix-tgz), got {source.input_half!r}")
     DATASETS[source.name] = source
     return source
 
@@ -207,4 +243,85 @@ register_dataset(DatasetSource(
             "and to cite Liu, Luo, Wang & Tang 2015.",
     homepage="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
     notes=("Splits from list_eval_partition.txt: 0 -> train, 2 -> test (1, validation, is not packed).",),
+))
+
+# --------------------------------------------------------------------------- image-to-image (PyTorch-GAN)
+_NO_CHECKSUM = ("The publisher gives no checksum: the download stage records the sha256 of the first "
+                "download (in the download cache and data/raw/{name}/SHA256SUMS) and refuses a later "
+                "download that differs; pin one with datasets.{name}.download.checksums.")
+_PIX2PIX_URLS = ("https://efrosgans.eecs.berkeley.edu/pix2pix/datasets",
+                 "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/datasets")  # PyTorch-GAN's script
+_CYCLEGAN_URLS = ("https://efrosgans.eecs.berkeley.edu/cyclegan/datasets",
+                  "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets")
+
+
+def _unpublished(name: str, bases: tuple[str, ...]) -> RemoteFile:
+    """A file the publisher serves without a checksum, at `<base>/<name>` for each base URL."""
+    return RemoteFile(name, None, algorithm="sha256", scope="file", urls=tuple(f"{base}/{name}" for base in bases))
+
+
+register_dataset(DatasetSource(
+    name="facades",
+    files={"archive": _unpublished("facades.tar.gz", _PIX2PIX_URLS)},
+    format="pix2pix-tgz", layout="paired",
+    input_half="right",  # each JPEG is photo | label map; PyTorch-GAN's pix2pix.py maps B (labels) to A (photo)
+    channels=3, side=256,
+    licence="No licence stated by the pix2pix authors; the pictures are the CMP Facade Database's, for "
+            "research use. Cite Tyleček & Šára 2013 (CMP facades) and Isola, Zhu, Zhou & Efros 2017 (pix2pix).",
+    homepage="https://phillipi.github.io/pix2pix/",
+    notes=(_NO_CHECKSUM.format(name="facades"),
+           "Pairs: `inputs` = the right half (label map), `images` = the left half (photo), the direction "
+           "PyTorch-GAN's pix2pix.py trains. Splits: train -> train, test -> test (val is not packed).",),
+))
+
+register_dataset(DatasetSource(
+    name="edges2shoes",
+    files={"archive": _unpublished("edges2shoes.tar.gz", _PIX2PIX_URLS)},
+    format="pix2pix-tgz", layout="paired",
+    input_half="left",  # each JPEG is edges | shoe
+    split_folders=(("test", "val"),),
+    channels=3, side=256,
+    licence="No licence stated by the pix2pix authors; the shoes are UT Zappos50K's photos (Yu & Grauman "
+            "2014), for academic non-commercial use. Cite Isola, Zhu, Zhou & Efros 2017 (pix2pix).",
+    homepage="https://phillipi.github.io/pix2pix/",
+    notes=(_NO_CHECKSUM.format(name="edges2shoes"),
+           "Pairs: `inputs` = the left half (HED edges), `images` = the right half (shoe photo). The archive "
+           "has train and val only: train -> train, val -> test.",),
+))
+
+register_dataset(DatasetSource(
+    name="apple2orange",
+    files={"archive": _unpublished("apple2orange.zip", _CYCLEGAN_URLS)},
+    format="cyclegan-zip", layout="two-domain",
+    channels=3, side=256,
+    licence="No licence stated by the CycleGAN authors; the photos are ImageNet's (search terms apple and "
+            "navel orange), under ImageNet's terms: non-commercial research and education. Cite Zhu, Park, "
+            "Isola & Efros 2017 (CycleGAN).",
+    homepage="https://junyanz.github.io/CycleGAN/",
+    notes=(_NO_CHECKSUM.format(name="apple2orange"),
+           "Unpaired: `inputs` = domain A (apples, trainA / testA), `images` = domain B (oranges, "
+           "trainB / testB); the two domains have different sizes.",),
+))
+
+register_dataset(DatasetSource(
+    name="mnist-m",
+    # keras_mnistm.pkl.gz: what PyTorch-GAN's pixelda (implementations/pixelda/mnistm.py) downloads; it
+    # holds the MNIST-M images of MNIST's 60000 + 10000 digits in MNIST's order and no labels, so the
+    # labels are MNIST's own label files (verified by their md5, as for the mnist dataset).
+    files={
+        "archive": _unpublished("keras_mnistm.pkl.gz",
+                                ("https://github.com/VanushVaswani/keras_mnistm/releases/download/1.0",)),
+        **{role: replace(DATASETS["mnist"].files[role],
+                         urls=tuple(f"{base}/{DATASETS['mnist'].files[role].name}" for base in DATASETS["mnist"].mirrors))
+           for role in ("train_labels", "test_labels")},
+    },
+    format="mnistm-pkl",
+    class_names=tuple(str(d) for d in range(10)),
+    channels=3, side=28,
+    licence="No licence stated by the keras_mnistm release; MNIST-M blends MNIST's digits (CC BY-SA 3.0, "
+            "LeCun & Cortes) with patches of BSDS500 photos (Berkeley, research use). Cite Ganin & "
+            "Lempitsky 2015.",
+    homepage="https://github.com/VanushVaswani/keras_mnistm",
+    notes=(_NO_CHECKSUM.format(name="mnist-m"),
+           "Labels: MNIST's train / t10k label files, row for row (the pickle holds images only)."),
 ))
