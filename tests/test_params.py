@@ -351,7 +351,7 @@ def test_download_stage_names_the_known_datasets_for_an_unknown_one(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("error: unknown dataset 'lfw2'; registered datasets: "
-                                     "celeba, cifar10, fashion-mnist, lfw, mnist")
+                                     "apple2orange, celeba, cifar10, edges2shoes, facades, fashion-mnist, lfw, mnist, mnist-m")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

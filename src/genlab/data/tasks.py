@@ -10,6 +10,8 @@ Kinds (the registry `TASK_KINDS`, keyed by the `kind:` users write):
   `paired: false`, two disjoint domains: edges of the even rows, images of the odd rows.
 - `super_resolution`: the image averaged over factor x factor blocks -> the image (SRGAN's 4x).
 - `inpainting`: the image with a centre square painted white -> the whole image (CCGAN).
+- `own`: a paired or two-domain dataset's own inputs and targets as published (facades,
+  edges2shoes, apple2orange), so the catalogue's models train on the catalogue's data.
 - `blend`: MNIST-M's recipe (Ganin & Lempitsky 2015) on any dataset: each target is
   |image - patch| per channel, the patch cut at random from natural colour photographs (those
   scikit-image ships); unpaired: labelled sources from the even rows, blended odd rows as the
@@ -26,7 +28,6 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from genlab.config import Field
-from genlab.data.formats import SPLITS
 
 WHITE = 255
 
@@ -43,6 +44,7 @@ class TaskKind:
     derive: Callable[..., dict[str, np.ndarray]]
     fields: Mapping[str, Field]   # the kind's settings under tasks.<name> (validated by genlab.config)
     source_labels: bool = False   # inputs keep their labels (domain adaptation)
+    targets_are_source: bool = True  # targets are the dataset's own images (its classifier judges them)
     description: str = ""
 
 
@@ -188,15 +190,27 @@ def _derive_blend(images, labels, settings, seed):
 
 _register(TaskKind(
     "blend", paired=lambda s: False, input_shape=_same, target_shape=lambda s, shape: (3, *shape[1:]),
-    problem=_no_problem, derive=_derive_blend, source_labels=True,
+    problem=_no_problem, derive=_derive_blend, source_labels=True, targets_are_source=False,
     fields={"seed": Field(int, 0, minimum=0, help="seed of the photo patches' choice and position")},
     description="labelled images -> |image - photo patch| in colour, unpaired (MNIST-M, PixelDA)"))
+
+
+# --------------------------------------------------------------------------- a dataset's own pairs
+def _own(images, labels, settings, seed, *, inputs=None, input_labels=None):
+    return {"inputs": inputs, "input_labels": input_labels, "images": images, "labels": labels}
+
+
+_register(TaskKind(
+    "own", paired=lambda s: s["paired"], input_shape=_same, target_shape=_same, problem=_no_problem,
+    derive=_own, fields={}, source_labels=True,
+    description="the dataset's own pairs or two domains, as published (facades, edges2shoes, apple2orange)"))
 
 
 # --------------------------------------------------------------------------- the stage
 def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: Path, out_path: Path) -> dict:
     """Write task `name` derived from the packed dataset at `source_path`; returns a summary."""
-    from genlab.data.hdf5 import FORMAT_VERSION, create_file, read_info, read_split, write_arrays
+    from genlab.data.formats import SPLITS
+    from genlab.data.hdf5 import FORMAT_VERSION, create_file, read_info, read_inputs, read_split, write_arrays
     from genlab.io import atomic_path
 
     info = read_info(source_path)
@@ -210,7 +224,11 @@ def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: 
     with atomic_path(out_path) as tmp, create_file(tmp) as f:
         for i, split in enumerate(SPLITS):
             images, labels = read_split(source_path, split)
-            arrays = spec.derive(images, labels, settings, settings.get("seed", 0) + i)
+            if kind == "own":
+                inputs, input_labels = read_inputs(source_path, split)
+                arrays = _own(images, labels, settings, 0, inputs=inputs, input_labels=input_labels)
+            else:
+                arrays = spec.derive(images, labels, settings, settings.get("seed", 0) + i)
             if not spec.source_labels:
                 arrays.pop("input_labels", None)
             write_arrays(f.create_group(split, track_order=False),

@@ -21,6 +21,7 @@ from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, S
 from genlab.objectives import ADVERSARIAL_LOSSES
 
 LS = ADVERSARIAL_LOSSES["least_squares"]
+GRID_COLUMNS = 8  # examples per row of a translation grid
 WIDTH = Field(int, 64, positive=True, help="base channel count of the networks (paper: 64)")
 
 
@@ -74,7 +75,7 @@ class TranslationModel(GenerativeModel):
         if cls.paired is not None and task.paired != cls.paired:
             want = "paired" if cls.paired else "unpaired"
             hint = " (an edges task with `paired: false`)" if not cls.paired else ""
-            return f"it needs a {want} task{hint}"
+            return f"it needs {'a paired' if cls.paired else 'an unpaired'} task{hint}"
         if cls.same_side and task.input_shape[1:] != task.image_shape[1:]:
             return "its generator keeps the image size, and this task's inputs and targets differ in size"
         side = task.image_shape[1]
@@ -116,7 +117,7 @@ class TranslationModel(GenerativeModel):
         return out
 
     def grid_fixture(self, n: int, seed: int, data) -> Any:
-        (inputs, targets), _ = data.head(max(1, n // 3))
+        (inputs, targets), _ = data.head(max(GRID_COLUMNS, n // 3 // GRID_COLUMNS * GRID_COLUMNS))
         return inputs, targets
 
     @torch.no_grad()
@@ -130,7 +131,7 @@ class TranslationModel(GenerativeModel):
 
 
 def comparison_rows(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor,
-                    shape: tuple[int, int, int], per_row: int = 8) -> tuple[torch.Tensor, int]:
+                    shape: tuple[int, int, int], per_row: int = GRID_COLUMNS) -> tuple[torch.Tensor, int]:
     """uint8 tiles for a grid of `per_row` columns: for each run of examples, a row of inputs, one of
     outputs and one of targets (input, output and target of one example stacked in a column)."""
     inputs = match_display(inputs.to(outputs.device), shape)
@@ -369,10 +370,11 @@ class SRGAN(TranslationModel):
 
     @classmethod
     def check_task(cls, hparams, task):
-        factor = task.settings["factor"]
-        if factor & (factor - 1):
+        problem = super().check_task(hparams, task)
+        factor = task.settings.get("factor", 2)
+        if problem is None and factor & (factor - 1):
             return f"its generator doubles the side per upsampling block; factor {factor} is not a power of 2"
-        return super().check_task(hparams, task)
+        return problem
 
     def __init__(self, spec, image_shape, num_classes, input_shape=None):
         super().__init__(spec, image_shape, num_classes, input_shape)
@@ -402,13 +404,15 @@ class SRGAN(TranslationModel):
             raise FileNotFoundError(f"models.{self.spec.name}.content_features: vgg19, but {vgg} is not on disk; "
                                     f"put torchvision's {VGG19_WEIGHTS} there, or set content_features: classifier")
         else:
-            from genlab.metrics.classifier import load_classifier
+            from genlab.classifier_net import build_classifier
+            from genlab.torch_io import load_weights
 
             path = Path(resources["classifier"])
-            classifier, meta = load_classifier(path)
-            if classifier is None:
+            blob = load_weights(path, f"re-run `dvc repro task_evaluator@{path.stem}`", ("state_dict", "reason"))
+            if blob["state_dict"] is None:
                 raise ValueError(f"models.{self.spec.name}: no VGG19 weights and {path} has no classifier "
-                                 f"({meta['reason']}); put torchvision's {VGG19_WEIGHTS} in {Path(vgg).parent}")
+                                 f"({blob['reason']}); put torchvision's {VGG19_WEIGHTS} in {Path(vgg).parent}")
+            classifier = build_classifier(blob)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             features, used = classifier.trunk[:7], f"dataset classifier conv block 2 ({path.name}, sha256 {digest})"
         features = features.to(self.device).eval().requires_grad_(False)

@@ -30,13 +30,48 @@ def generate_samples(model: GenerativeModel, n: int, batch_size: int, seed: int)
     return torch.cat(chunks), labels
 
 
-def write_samples(path: Path, images: torch.Tensor, labels: torch.Tensor | None, attrs: dict) -> None:
+@torch.no_grad()
+def translate_samples(model, task_path: Path, n: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """An image-to-image model's outputs for the first n test inputs of its task, with those inputs,
+    the test targets (row for row: for a paired task the inputs' own), the cycle models'
+    reconstructions, and PixelDA's predicted classes for every test target (with their labels)."""
+    from genlab.data.hdf5 import read_inputs, read_split
+
+    inputs, _ = read_inputs(task_path, "test", limit=n)
+    targets, target_labels = read_split(task_path, "test")
+    n = min(n, len(inputs), len(targets))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    parts: dict[str, list[torch.Tensor]] = {}
+    with tqdm(total=n, desc=f"translate {model.spec.name}", unit="img", dynamic_ncols=True) as bar:
+        for start in range(0, n, batch_size):
+            chunk = torch.from_numpy(inputs[start:start + batch_size])
+            for key, value in model.translate_images(chunk, gen).items():
+                parts.setdefault(key, []).append(to_uint8(value).cpu())
+            bar.update(len(chunk))
+    out = {key: torch.cat(value) for key, value in parts.items()}
+    out["inputs"], out["targets"] = torch.from_numpy(inputs[:n]), torch.from_numpy(targets[:n])
+    if model.classify(model.to_input(torch.from_numpy(targets[:1]).to(model.device))) is not None:
+        all_targets = torch.from_numpy(targets)
+        out["task_predictions"] = torch.cat([model.classify(model.to_input(c.to(model.device))).argmax(1).cpu()
+                                             for c in all_targets.split(batch_size)])
+        out["task_labels"] = torch.from_numpy(target_labels)
+    return out
+
+
+def write_samples(path: Path, images: torch.Tensor, labels: torch.Tensor | None, attrs: dict,
+                  extra: dict[str, torch.Tensor] | None = None) -> None:
+    """`images` (and `labels`) as a byte-stable HDF5 file; `extra` arrays (a translation's inputs,
+    targets, ...) beside them; `attrs` as the JSON `info` attribute."""
+    arrays = {"images": images, **({"labels": labels} if labels is not None else {}), **(extra or {})}
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", libver=("earliest", "v110")) as f:
-            f.create_dataset("images", data=images.numpy(), chunks=(min(1024, len(images)), *images.shape[1:]),
-                             compression="gzip", compression_opts=4, shuffle=True, track_times=False)
-            if labels is not None:
-                f.create_dataset("labels", data=labels.numpy().astype(np.int64), track_times=False)
+            for name, array in arrays.items():
+                array = array.numpy()
+                if array.ndim == 4:
+                    f.create_dataset(name, data=array, chunks=(min(1024, len(array)), *array.shape[1:]),
+                                     compression="gzip", compression_opts=4, shuffle=True, track_times=False)
+                else:
+                    f.create_dataset(name, data=array.astype(np.int64), track_times=False)
             f.attrs["info"] = json.dumps(attrs, sort_keys=True)
 
 
@@ -44,6 +79,16 @@ def read_samples(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
     with h5py.File(path, "r") as f:
         labels = f["labels"][()] if "labels" in f else None
         return f["images"][()], labels, json.loads(f.attrs["info"])
+
+
+def translation_grid(path: Path, samples: dict[str, torch.Tensor], shape, size: int) -> None:
+    """Input, output and target stacked in columns, 8 examples a row: the first size // 3 examples,
+    rounded down to whole rows."""
+    from genlab.models.translation import GRID_COLUMNS, comparison_rows
+
+    k = max(GRID_COLUMNS, size // 3 // GRID_COLUMNS * GRID_COLUMNS)
+    tiles, per_row = comparison_rows(samples["inputs"][:k], samples["images"][:k], samples["targets"][:k], shape)
+    save_grid(path, tiles, nrow=per_row)
 
 
 def sample_grid(path: Path, images: torch.Tensor, labels: torch.Tensor | None, num_classes: int, size: int) -> None:

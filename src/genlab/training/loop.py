@@ -157,8 +157,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
         steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch)
 
     model = build_model(spec, data.image_shape, len(info["class_names"]), data.input_shape).to(device)
-    used = model.prepare({"classifier": classifier_path, "task": params.tasks[spec.dataset].settings
-                          if spec.dataset in params.tasks else None})
+    used = model.prepare({"classifier": classifier_path, "task": info["task"]})
     optimizers = model.configure_optimizers()
     if precision != "fp32":
         drop_stale_autocast_weights(optimizers)
