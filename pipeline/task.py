@@ -8,7 +8,7 @@ from genlab.config import load_params
 def main(argv):
     name, source, out_path = positional(argv, "task", "packed.h5", "out.h5")
     task = load_params(models=False).task(name)
-    from genlab.data.tasks import derive_task
+    from genlab.data.task_files import derive_task
 
     summary = derive_task(name, task.kind, task.settings, Path(source), Path(out_path))
     print(f"task {name}: {summary}")

@@ -20,7 +20,7 @@ derived from `load_params()` and records what is read:
   `params.<section>` used whole (passed to a function that is not genlab's, iterated, put in a dict)
   -> `<section>`; `params.<section>["k"]` / `.get("k")` -> `<section>.k`; `params.seed` -> `seed`;
   `params.model(k)` / `params.models[k]` -> `models.<k>` (k resolved to the stage's argument);
-  `params.dataset(k)` -> `datasets.<k>`, narrowed by the attribute read: `.preprocessing`,
+  `params.task(k)` -> `tasks.<k>`; `params.dataset(k)` -> `datasets.<k>`, narrowed by the attribute read: `.preprocessing`,
   `.image_shape` -> `datasets.<k>.pack`, `.source`, `.checksums` -> `datasets.<k>.download`.
 A tracked value passed to a genlab function (resolved through `from genlab... import`) is followed
 into that function's body, with the parameter bound to it. Anything else is strict: the whole params
@@ -296,8 +296,10 @@ class ParamsReads:
             owner = self.ev(func, env, path)
             if owner is not None and owner.kind == "method":
                 target, method = owner.extra
-                if method in ("model", "dataset") and len(node.args) == 1:
+                if method in ("model", "dataset", "task") and len(node.args) == 1:
                     key = self.key_of(self.ev(node.args[0], env, path), path, node.args[0])
+                    if method == "task":
+                        return V("leaf", f"tasks.{key}")
                     return V("leaf", f"models.{key}") if method == "model" else V("dataset", f"datasets.{key}")
                 if method == "get" and node.args and isinstance(node.args[0], ast.Constant):
                     return V("leaf", f"{target.path}.{node.args[0].value}")
@@ -313,7 +315,7 @@ class ParamsReads:
                     return V("leaf", "seed")
                 if node.attr in ("models", "datasets"):
                     return V(node.attr, node.attr)
-                if node.attr in ("model", "dataset"):
+                if node.attr in ("model", "dataset", "task"):
                     return V("method", extra=(owner, node.attr))
                 self.fail(path, node, "unknown attribute of params")
             if owner.kind == "section" and node.attr == "get":

@@ -68,7 +68,7 @@ def params(models=None, tasks=None, **top):
 
 @pytest.fixture(scope="module")
 def task_files(packed, tmp_path_factory):
-    from genlab.data.tasks import derive_task
+    from genlab.data.task_files import derive_task
 
     out = tmp_path_factory.mktemp("tasks")
     files = {}
@@ -80,7 +80,7 @@ def task_files(packed, tmp_path_factory):
 
 # --------------------------------------------------------------------------- tasks
 def test_tasks_are_byte_stable(packed, task_files, tmp_path):
-    from genlab.data.tasks import derive_task
+    from genlab.data.task_files import derive_task
 
     for name, task in params().tasks.items():
         again = tmp_path / f"{name}.h5"

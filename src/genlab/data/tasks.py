@@ -1,6 +1,7 @@
 """Image-to-image tasks derived from a packed dataset: (input, target) pairs or two unpaired domains.
 
-A task@<name> stage reads a packed dataset and writes `data/packed/<name>.h5` in the packed layout
+The kinds and their derivations (numpy only: params validation imports this module in every stage);
+genlab.data.task_files writes them. A task@<name> stage reads a packed dataset and writes `data/packed/<name>.h5` in the packed layout
 plus `inputs` (genlab.data.hdf5): `images` are the targets (domain B), `inputs` the inputs
 (domain A). The derivation is named in params (`tasks.<name>`) and stored in the file's `task`
 attribute with the source file's md5; the same source and settings give byte-identical files.
@@ -20,7 +21,6 @@ Kinds (the registry `TASK_KINDS`, keyed by the `kind:` users write):
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -196,51 +196,11 @@ _register(TaskKind(
 
 
 # --------------------------------------------------------------------------- a dataset's own pairs
-def _own(images, labels, settings, seed, *, inputs=None, input_labels=None):
+def own_arrays(images, labels, settings, seed, *, inputs=None, input_labels=None):
     return {"inputs": inputs, "input_labels": input_labels, "images": images, "labels": labels}
 
 
 _register(TaskKind(
     "own", paired=lambda s: s["paired"], input_shape=_same, target_shape=_same, problem=_no_problem,
-    derive=_own, fields={}, source_labels=True,
+    derive=own_arrays, fields={}, source_labels=True,
     description="the dataset's own pairs or two domains, as published (facades, edges2shoes, apple2orange)"))
-
-
-# --------------------------------------------------------------------------- the stage
-def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: Path, out_path: Path) -> dict:
-    """Write task `name` derived from the packed dataset at `source_path`; returns a summary."""
-    from genlab.data.formats import SPLITS
-    from genlab.data.hdf5 import FORMAT_VERSION, create_file, read_info, read_inputs, read_split, write_arrays
-    from genlab.io import atomic_path
-
-    info = read_info(source_path)
-    spec = TASK_KINDS[kind]
-    md5 = hashlib.md5(Path(source_path).read_bytes()).hexdigest()
-    record = {"name": name, "kind": kind, "dataset": info["dataset"], **dict(settings),
-              "source_md5": md5, "derivation": spec.description}
-    if kind == "blend":
-        record["photographs_sha256"] = photographs()[1]
-    counts = {}
-    with atomic_path(out_path) as tmp, create_file(tmp) as f:
-        for i, split in enumerate(SPLITS):
-            images, labels = read_split(source_path, split)
-            if kind == "own":
-                inputs, input_labels = read_inputs(source_path, split)
-                arrays = _own(images, labels, settings, 0, inputs=inputs, input_labels=input_labels)
-            else:
-                arrays = spec.derive(images, labels, settings, settings.get("seed", 0) + i)
-            if not spec.source_labels:
-                arrays.pop("input_labels", None)
-            write_arrays(f.create_group(split, track_order=False),
-                         {k: arrays[k] for k in ("images", "labels", "inputs", "input_labels")
-                          if arrays.get(k) is not None})
-            counts[split] = {"inputs": len(arrays["inputs"]), "targets": len(arrays["images"])}
-        f.attrs["dataset"] = name
-        f.attrs["class_names"] = json.dumps(info["class_names"])
-        f.attrs["labelled"] = np.bool_(info["labelled"])
-        f.attrs["source_checksums"] = json.dumps(info["source_checksums"], sort_keys=True)
-        f.attrs["preprocessing"] = json.dumps(info["preprocessing"], sort_keys=True)
-        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
-        f.attrs["paired"] = np.bool_(spec.paired(settings))
-        f.attrs["task"] = json.dumps(record, sort_keys=True)
-    return {"task": name, "kind": kind, "paired": spec.paired(settings), "splits": counts}
