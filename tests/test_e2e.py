@@ -39,6 +39,17 @@ pytestmark = [
 TINY_MODEL = {"epochs": 2, "batch_size": 32}
 TINY_OVERRIDES = {"width": 8}  # conv models
 CONV_TYPES = {name for name, cls in MODEL_TYPES.items() if cls.hparam_fields.get("arch") and cls.hparam_fields["arch"].default == "conv"}
+NOISE_TYPES = sorted(name for name, cls in MODEL_TYPES.items() if not cls.translation)
+# Image-to-image: four tasks derived from Fashion-MNIST, and each type on one (pix2pix shares CCGAN's
+# paired inpainting task to keep the stages few; the default params give it edges).
+TASKS = {"inpaint": {"dataset": "fashion-mnist", "kind": "inpainting", "mask": 10},
+         "edges-unpaired": {"dataset": "fashion-mnist", "kind": "edges", "paired": False},
+         "sr4": {"dataset": "fashion-mnist", "kind": "super_resolution", "factor": 4},
+         "fm-m": {"dataset": "fashion-mnist", "kind": "blend"}}
+TRANSLATION = {"pix2pix": "inpaint", "ccgan": "inpaint", "cyclegan": "edges-unpaired", "discogan": "edges-unpaired",
+               "dualgan": "edges-unpaired", "srgan": "sr4", "pixelda": "fm-m"}
+TINY_TRANSLATION = {"epochs": 2, "batch_size": 16, "steps_per_epoch": 4, "width": 8}
+PER_TASK = ("task", "task_evaluator", "task_features", "baseline")
 
 
 FACES = {"dcgan_faces": {"type": "dcgan", "dataset": "lfw", **TINY_MODEL, **TINY_OVERRIDES},
@@ -49,13 +60,17 @@ PER_DATASET = ("download", "pack", "evaluator", "real_features", "reference")
 
 def e2e_params(faces_url: str, faces_sha256: str) -> dict:
     models = {}
-    for name in sorted(MODEL_TYPES):
+    for name in NOISE_TYPES:
         entry = {"type": name, "dataset": "fashion-mnist", **TINY_MODEL}
         if name in CONV_TYPES:
             entry.update(TINY_OVERRIDES)
         models[name] = entry
+    for name, task in TRANSLATION.items():
+        blocks = {"residual_blocks": 1} if "residual_blocks" in MODEL_TYPES[name].hparam_fields else {}
+        models[name] = {"type": name, "dataset": task, **TINY_TRANSLATION, **blocks}
     models.update(FACES)
     params = tiny_params(models)
+    params["tasks"] = TASKS
     params["datasets"]["lfw"] = {"download": {"source": faces_url, "checksums": {"archive": f"sha256:{faces_sha256}"}},
                                  "pack": {"side": 64, "crop": 90, "test_fraction": 0.3}}
     return params
@@ -95,6 +110,7 @@ def model_stages(*names: str) -> set[str]:
 
 def test_every_stage_ran_once_per_dataset_and_model(project, faces_server):
     expected = {f"{stage}@{d}" for stage in PER_DATASET for d in DATASETS} | {"report"}
+    expected |= {f"{stage}@{t}" for stage in PER_TASK for t in TASKS}
     expected |= model_stages(*MODEL_TYPES, *FACES)
     assert ran_stages(project["first"]) == expected
     lock = yaml.safe_load((project["repo"] / "dvc.lock").read_text())
@@ -121,7 +137,8 @@ def test_faces_are_packed_as_rgb_64_and_their_models_scored_without_a_classifier
 
 def test_one_mlflow_experiment_per_dataset(project):
     client = mlflow_client(project["repo"])
-    for dataset, names in (("fashion-mnist", list(MODEL_TYPES)), ("lfw", list(FACES))):
+    by_task = {task: [m for m, t in TRANSLATION.items() if t == task] for task in TASKS}
+    for dataset, names in (("fashion-mnist", NOISE_TYPES), ("lfw", list(FACES)), *by_task.items()):
         experiment = client.get_experiment_by_name(dataset)
         runs = client.search_runs([experiment.experiment_id])
         assert sorted(r.info.run_name for r in runs) == sorted(names), dataset
@@ -131,7 +148,7 @@ def test_one_mlflow_experiment_per_dataset(project):
 def test_metrics_files_hold_finite_fid_and_kid(project):
     from genlab.metrics.evaluate import metric_numbers
 
-    for name in MODEL_TYPES:  # the Fashion-MNIST entries carry the types' names
+    for name in NOISE_TYPES:  # the Fashion-MNIST entries carry the types' names
         record = read_record(project["repo"] / "metrics" / f"{name}.json")
         # the DVC metrics file: the numbers alone; the protocol file: each number's protocol
         numbers = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
@@ -158,7 +175,8 @@ def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
     experiment = client.get_experiment_by_name("fashion-mnist")
     assert experiment is not None
     assert experiment.artifact_location == (repo / "mlartifacts" / "fashion-mnist").as_uri()
-    for name, cls in MODEL_TYPES.items():
+    for name in NOISE_TYPES:
+        cls = MODEL_TYPES[name]
         run_id = json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"]
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED", name
