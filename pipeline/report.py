@@ -1,5 +1,6 @@
-"""Stage report: every model's metrics, grouped by dataset with its reference row -> a leaderboard
-(CSV, Markdown, HTML with sample grids and curves)."""
+"""Stage report: every model's metrics, one section per dataset (with its reference row) and per
+image-to-image task (with its identity row) -> a leaderboard (CSV, Markdown, HTML with sample grids
+and curves)."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -13,8 +14,8 @@ def main(argv):
     from genlab.reporting import ModelEntry, write_report
 
     entries = [ModelEntry(name, spec.type, spec.dataset) for name, spec in params.models.items()]
-    frame = write_report(entries, list(params.datasets), metrics_dir=metrics, models_dir=models,
-                         plots_dir=curves, samples_dir=samples, report_dir=out)
+    frame = write_report(entries, list(params.datasets), tasks=list(getattr(params, "tasks", None) or {}),
+                         metrics_dir=metrics, models_dir=models, plots_dir=curves, samples_dir=samples, report_dir=out)
     print(frame[["dataset", "model", "fid", "kid_mean", "n_fake", "status"]].to_string(index=False))
 
 

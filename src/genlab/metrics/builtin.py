@@ -26,7 +26,7 @@ def fid(ctx) -> dict:
 
 
 @register_metric("kid", applies_to=GENERATIVE, numbers={"kid_mean": "mean", "kid_std": "std"}, per_n=True,
-                 columns=[Column("kid_mean", "KID (mean ± std)", _kid_cell)])
+                 columns=[Column("kid_mean", "KID (mean ± std)", _kid_cell, align="---")])
 def kid(ctx) -> dict:
     """Kernel Inception Distance, mean and std over subsets of min(eval.kid_subset_size, N_fake, N_real)."""
     fake, real, protocol = ctx.inception

@@ -59,6 +59,7 @@ class Column:
     number: str
     label: str
     render: Callable[[Any], str]
+    align: str = "---:"  # its Markdown alignment row cell
 
 
 @dataclass(frozen=True)
