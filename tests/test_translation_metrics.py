@@ -72,7 +72,10 @@ def test_identity_output_is_nearest_upsampled_and_grey_replicated():
     assert (out[:, 1, 4 * 3 + 3, 4 * 5] == grey[:, 0, 3, 5]).all()
     same = np.zeros((1, 3, 8, 8), np.uint8)
     assert to_target_geometry(same, (3, 8, 8)).shape == (1, 3, 8, 8)
-    with pytest.raises(ValueError, match="integer factor"):
-        to_target_geometry(grey, (1, 30, 30))
+    import torch
+
+    odd = to_target_geometry(grey, (1, 32, 30))  # not an integer factor: torch's nearest interpolation
+    expected = torch.nn.functional.interpolate(torch.from_numpy(grey).float(), size=(32, 30), mode="nearest")
+    assert np.array_equal(odd, expected.to(torch.uint8).numpy())
     with pytest.raises(ValueError, match="only grey inputs"):
         to_target_geometry(np.zeros((1, 3, 7, 7), np.uint8), (4, 7, 7))
