@@ -1,5 +1,7 @@
-"""Stage evaluate@<model>: FID/KID/precision/recall and the classifier view of a model's samples
--> its metrics file and its MLflow run."""
+"""Stage evaluate@<model>: every registered metric that applies to the model (genlab.metrics.registry)
+-> its metrics file and its MLflow run. Noise-to-image samples: FID/KID/precision/recall, IS and the
+classifier view; a translation model's outputs: the same against its task's target features, plus
+PSNR/SSIM/L1 (paired tasks), cycle L1 (cycle models) and task accuracy (domain adaptation)."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -16,14 +18,14 @@ def main(argv):
 
     require_store()
     from genlab.io import protocol_path, write_metrics
-    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_samples, metric_numbers, mlflow_metrics
-    from genlab.sampling.sample import read_samples
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate, metric_numbers, mlflow_metrics, samples_context
+    from genlab.metrics.registry import summary
     from genlab.tracking import TrainingRun
 
-    images, labels, info = read_samples(Path(samples))
     evaluator = EvaluatorFiles(Path(classifier), Path(classifier_features))
+    ctx, info = samples_context(Path(samples), Path(real), evaluator, params.eval, params.seed)
     record = {"model": name, "train_precision": info.get("train_precision", "fp32"),
-              **evaluate_samples(images, labels, Path(real), evaluator, params.eval, params.seed)}
+              **evaluate(ctx, params.eval.get("metrics"))}
     write_metrics(Path(out), record, metric_numbers(record))
     run = TrainingRun.from_dir(Path(model_dir))
     run.log_metrics(mlflow_metrics(record), step=0)
@@ -31,8 +33,7 @@ def main(argv):
     run.log_artifact(Path(out), "metrics")
     run.log_artifact(protocol_path(Path(out)), "metrics")
     run.log_lineage(f"evaluate@{name}")
-    print(f"{name}: FID {record['fid']['value']:.2f}  KID {record['kid']['mean']:.4f} "
-          f"(N={record['fid']['n_fake']} vs {record['fid']['n_real']} real, {record['fid']['extractor']})")
+    print(f"{name}: {summary(record)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Stage reference@<dataset>: N real train images scored like a model's samples against the test
-split: the floor every model of that dataset is read against."""
+"""Stage reference@<dataset or task>: the floor every model of it is read against. A dataset: N real
+train images scored like a model's samples against the test split (model "reference"). An
+image-to-image task: its identity baseline, output = input for the first N test inputs (model
+"identity"), with a source-only classifier's task accuracy for domain-adaptation tasks."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -11,14 +13,18 @@ def main(argv):
         argv, "packed.h5", "real_features.h5", "classifier.pt", "classifier_features.h5", "metrics.json"))
     params = load_params(models=False)
     from genlab.io import write_metrics
-    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference, metric_numbers
+    from genlab.metrics.evaluate import (EvaluatorFiles, evaluate_identity, evaluate_reference, is_task_file,
+                                         metric_numbers)
+    from genlab.metrics.registry import summary
 
-    record = {"model": "reference", **evaluate_reference(
-        data, params.sample["num_samples"], real, EvaluatorFiles(classifier, classifier_features),
-        params.eval, params.seed)}
+    evaluator, n = EvaluatorFiles(classifier, classifier_features), params.sample["num_samples"]
+    if is_task_file(data):
+        record = {"model": "identity", **evaluate_identity(data, n, real, evaluator, params.eval, params.evaluator,
+                                                           params.seed)}
+    else:
+        record = {"model": "reference", **evaluate_reference(data, n, real, evaluator, params.eval, params.seed)}
     write_metrics(out, record, metric_numbers(record))
-    print(f"reference (real train vs test): FID {record['fid']['value']:.2f}  KID {record['kid']['mean']:.4f} "
-          f"(N={record['fid']['n_fake']} vs {record['fid']['n_real']})")
+    print(f"{record['model']} of {data.stem}: {summary(record)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Stage report: every model's metrics, grouped by dataset with its reference row -> a leaderboard
-(CSV, Markdown, HTML with sample grids and curves)."""
+"""Stage report: every model's metrics, one section per dataset (with its reference row) and per
+image-to-image task (with its identity row) -> a leaderboard (CSV, Markdown, HTML with sample grids
+and curves)."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -13,7 +14,9 @@ def main(argv):
     from genlab.reporting import ModelEntry, write_report
 
     entries = [ModelEntry(name, spec.type, spec.dataset) for name, spec in params.models.items()]
-    frame = write_report(entries, list(params.datasets), metrics_dir=metrics, models_dir=models,
+    # a translation model's dataset names its task: every such task gets its section, identity row first
+    tasks = list(dict.fromkeys(e.dataset for e in entries if e.dataset not in params.datasets))
+    frame = write_report(entries, list(params.datasets), tasks=tasks, metrics_dir=metrics, models_dir=models,
                          plots_dir=curves, samples_dir=samples, report_dir=out)
     print(frame[["dataset", "model", "fid", "kid_mean", "n_fake", "status"]].to_string(index=False))
 

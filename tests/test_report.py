@@ -98,3 +98,31 @@ def test_overlays_hold_every_models_curves_in_one_long_table_per_group(tmp_path)
     assert a["step"].tolist() == [1, 2] and a["value"].tolist() == [0.7, 0.8]
     c = losses[(losses["model"] == "c") & (losses["metric"] == "loss")]
     assert len(c) <= OVERLAY_POINTS and c["step"].iloc[0] == 1 and c["step"].is_monotonic_increasing
+
+
+def test_a_task_section_has_its_identity_row_first_and_its_own_columns(tmp_path):
+    fake_outputs(tmp_path, ["f1"])
+    for name, fid, psnr in (("p2p", 80.0, 21.5), ("identity", 120.0, 12.25)):
+        record = {"model": name, "fid": {"value": fid, "n_fake": 100, "n_real": 100},
+                  "kid": {"mean": 0.1, "std": 0.01}, "psnr": {"value": psnr, "n": 100},
+                  "ssim": {"value": 0.5, "n": 100}, "l1": {"value": 0.125, "n": 100},
+                  "classifier_fid": {"value": None, "reason": "no class labels"}}
+        write_metrics(tmp_path / "metrics" / ("reference-edges.json" if name == "identity" else f"{name}.json"), record)
+    entries = [ModelEntry("f1", "dcgan", "fashion-mnist"), ModelEntry("p2p", "pix2pix", "edges")]
+    frame = write_report(entries, ["fashion-mnist"], tasks=["edges"], metrics_dir=tmp_path / "metrics",
+                         models_dir=tmp_path / "models", plots_dir=tmp_path / "plots",
+                         samples_dir=tmp_path / "samples", report_dir=tmp_path / "reports")
+    # the identity row leads its section although its FID is worse; the missing reference goes last
+    assert list(zip(frame["dataset"], frame["model"])) == [
+        ("fashion-mnist", "f1"), ("fashion-mnist", "reference"), ("edges", "identity"), ("edges", "p2p")]
+    md = (tmp_path / "reports" / "leaderboard.md").read_text()
+    dataset_part, task_part = md.split("## edges")
+    assert "PSNR" not in dataset_part and "clf-FID" not in dataset_part  # columns with no value in the section
+    head = task_part.splitlines()[2]
+    assert head == "| rank | model | type | FID | KID (mean ± std) | PSNR (dB) | SSIM | L1 | N fake / real | run id | status |"
+    assert "| 1 | identity | identity | 120.00 | 0.1000 ± 0.0100 | 12.25 | 0.500 | 0.125 | 100 / 100 | — | ok |" in task_part
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert page.index("<h2>fashion-mnist</h2>") < page.index("<h2>edges</h2>") < page.index("<th>PSNR (dB)</th>")
+    csv = pd.read_csv(tmp_path / "reports" / "leaderboard.csv")
+    assert {"psnr", "ssim", "l1", "cycle_l1", "task_accuracy"} <= set(csv.columns)
+    assert csv.set_index("model").loc["p2p", "psnr"] == 21.5

@@ -42,26 +42,20 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> t
     return torch.cat(feats), torch.cat(logits)
 
 
-def train_classifier(data_path: Path, out_path: Path, *, epochs: int, batch_size: int, lr: float, seed: int,
-                     device: torch.device, limit: int | None = None, min_accuracy: float = 0.0) -> dict:
-    """Train on the train split; return {test_accuracy, trusted, ...}; save weights and shape atomically.
-
-    `trusted` is test accuracy >= `min_accuracy`: below it, the classifier view of every model
-    on this dataset says its values are not to be trusted (e.g. CIFAR-10 on a short CPU budget)."""
+def fit_classifier(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int, lr: float,
+                   seed: int, desc: str) -> SmallCNN:
+    """A SmallCNN trained on uint8 images x (N, C, H, W) and int64 labels y, on x's device (seeded)."""
     torch.manual_seed(seed)
-    info = read_info(data_path)
-    x_np, y_np = read_split(data_path, "train", limit=limit)
-    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
-    model = SmallCNN(info["channels"], info["height"], len(info["class_names"])).to(device)
+    model = SmallCNN(x.shape[1], x.shape[2], num_classes).to(x.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     shuffle = torch.Generator().manual_seed(seed)
     batch_size = min(batch_size, len(x))
     steps = len(x) // batch_size
     start = time.perf_counter()
     model.train()
-    with tqdm(total=epochs * steps, desc=f"evaluator {info['dataset']}", unit="step", dynamic_ncols=True) as bar:
+    with tqdm(total=epochs * steps, desc=desc, unit="step", dynamic_ncols=True) as bar:
         for _ in range(epochs):
-            order = torch.randperm(len(x), generator=shuffle).to(device)
+            order = torch.randperm(len(x), generator=shuffle).to(x.device)
             for i in range(steps):
                 idx = order[i * batch_size:(i + 1) * batch_size]
                 _, logits = model(x[idx])
@@ -71,6 +65,20 @@ def train_classifier(data_path: Path, out_path: Path, *, epochs: int, batch_size
                 opt.step()
                 bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{bar.n * batch_size / (time.perf_counter() - start):.0f}")
+    return model
+
+
+def train_classifier(data_path: Path, out_path: Path, *, epochs: int, batch_size: int, lr: float, seed: int,
+                     device: torch.device, limit: int | None = None, min_accuracy: float = 0.0) -> dict:
+    """Train on the train split; return {test_accuracy, trusted, ...}; save weights and shape atomically.
+
+    `trusted` is test accuracy >= `min_accuracy`: below it, the classifier view of every model
+    on this dataset says its values are not to be trusted (e.g. CIFAR-10 on a short CPU budget)."""
+    info = read_info(data_path)
+    x_np, y_np = read_split(data_path, "train", limit=limit)
+    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
+    model = fit_classifier(x, y, len(info["class_names"]), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                           desc=f"evaluator {info['dataset']}")
     xt, yt = read_split(data_path, "test")
     _, logits = predict(model.cpu(), torch.from_numpy(xt))
     accuracy = float((logits.argmax(1).numpy() == yt).mean())
@@ -83,6 +91,31 @@ def train_classifier(data_path: Path, out_path: Path, *, epochs: int, batch_size
                           "test_accuracy": accuracy, "trusted": trusted, "reason": reason})
     return {"test_accuracy": accuracy, "trusted": trusted, "min_accuracy": min_accuracy, "reason": reason,
             "epochs": epochs, "train_images": int(len(x)), "test_images": int(len(xt))}
+
+
+def source_only_predictions(data_path: Path, *, epochs: int, batch_size: int, lr: float, seed: int,
+                            device: torch.device, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """A domain-adaptation task's baseline: the dataset classifier trained on the SOURCE domain only
+    (train `inputs` + `input_labels`, brought to the targets' geometry as the identity baseline's
+    outputs are), then applied to every test target image. (predictions, test labels, what it was)."""
+    from genlab.data.hdf5 import read_inputs
+    from genlab.metrics.translation import to_target_geometry
+
+    info = read_info(data_path)
+    inputs, input_labels = read_inputs(data_path, "train", limit=limit)
+    xt, yt = read_split(data_path, "test")
+    if input_labels is None or yt is None:
+        raise ValueError(f"{data_path}: a source-only classifier needs train `input_labels` and test `labels`; "
+                         f"this task file lacks {'input_labels' if input_labels is None else 'labels'}")
+    x = torch.from_numpy(to_target_geometry(inputs, (info["channels"], info["height"], info["width"]))).to(device)
+    num_classes = max(len(info["class_names"]), int(max(input_labels.max(), yt.max())) + 1)
+    model = fit_classifier(x, torch.from_numpy(input_labels).to(device), num_classes, epochs=epochs,
+                           batch_size=batch_size, lr=lr, seed=seed, desc=f"source-only {info['dataset']}")
+    _, logits = predict(model.cpu(), torch.from_numpy(xt))
+    what = (f"source-only {CLASSIFIER_EXTRACTOR} (SmallCNN, {epochs} epoch(s), seed {seed}) trained on "
+            f"{info['dataset']}/train inputs + input_labels ({len(x)} images, nearest-upsampled to the targets' "
+            f"geometry), applied to every {info['dataset']}/test image")
+    return logits.argmax(1).numpy(), yt, what
 
 
 def save_no_classifier(out_path: Path, reason: str) -> None:

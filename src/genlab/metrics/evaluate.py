@@ -1,16 +1,24 @@
-"""The evaluate stages: real-data features cached once per protocol, and one metrics file per model."""
+"""The evaluate stages: real-data features cached once per protocol, and one metrics file per model.
+
+A model's record is every registered metric (genlab.metrics.registry, defined in genlab.metrics.builtin)
+that applies to its kind, computed on an EvalContext; metric_numbers and mlflow_metrics (the DVC
+metrics file's and MLflow's numbers) come from the registry too."""
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from genlab.data.hdf5 import read_info, read_split
+from genlab.data.hdf5 import read_info, read_inputs, read_split
 from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
-from genlab.metrics.fid import compute_fid_kid, compute_precision_recall
+from genlab.metrics.fid import compute_fid_kid
 from genlab.metrics.inception import INCEPTION_EXTRACTOR, resolve_runtime
+from genlab.metrics.registry import ADAPTATION, CYCLE, NOISE, PAIRED, TRANSLATION, applicable
+from genlab.metrics.registry import metric_numbers, mlflow_metrics  # noqa: F401  (audit and stages import them here)
 from genlab.training.device import resolve_device, resolve_precision
 
 REAL_SPLIT = "test"
@@ -74,6 +82,12 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
     return {"dataset": info["dataset"], **record}
 
 
+def is_task_file(data_path: Path) -> bool:
+    """Whether a packed file is an image-to-image task's (it has inputs): its baseline is the identity."""
+    info = read_info(data_path)
+    return info["task"] is not None or info["input_shape"] is not None
+
+
 def evaluate_reference(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
                        cfg: Mapping[str, Any], seed: int) -> dict:
     """Real against real: the first n *train* images, with their true labels, scored like a model's
@@ -82,58 +96,131 @@ def evaluate_reference(data_path: Path, n: int, real_features_path: Path, evalua
     return evaluate_samples(images, labels, real_features_path, evaluator, cfg, seed)
 
 
+def evaluate_identity(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
+                      cfg: Mapping[str, Any], evaluator_cfg: Mapping[str, Any], seed: int) -> dict:
+    """A task's identity baseline: output = input for the first n test inputs (nearest-upsampled to the
+    targets' size, grey replicated to their channels), scored like a translation model's outputs; for a
+    domain-adaptation task (inputs with labels) also the task accuracy of a source-only classifier."""
+    from genlab.metrics.classifier import source_only_predictions
+    from genlab.metrics.translation import to_target_geometry
+
+    info = read_info(data_path)
+    targets, _ = read_split(data_path, REAL_SPLIT, limit=n)
+    inputs, input_labels = read_inputs(data_path, REAL_SPLIT, limit=n)
+    geometry = f"{info['height']}x{info['width']}, {info['channels']} channel(s)"
+    ctx = EvalContext(to_target_geometry(inputs, targets.shape[1:]), real_features_path, evaluator, cfg, seed,
+                      kinds=frozenset({TRANSLATION, *([PAIRED] if info["paired"] else [])}), inputs=inputs,
+                      targets=targets,
+                      outputs=f"identity: the first n {REAL_SPLIT} inputs, nearest-upsampled to {geometry}")
+    if input_labels is not None:
+        ctx.kinds |= {ADAPTATION}
+        ctx.task_predictions, ctx.task_labels, ctx.task_classifier = source_only_predictions(
+            data_path, epochs=evaluator_cfg["epochs"], batch_size=evaluator_cfg["batch_size"], lr=evaluator_cfg["lr"],
+            seed=seed, device=resolve_device("auto"), limit=evaluator_cfg["train_limit"])
+    return evaluate(ctx, cfg.get("metrics"))
+
+
+@dataclass
+class EvalContext:
+    """What a registered metric reads (genlab.metrics.registry): the samples (a model's outputs), the real
+    features and evaluator files they are scored against, eval params and seed, the kinds of model,
+    and for translation models the inputs, targets, reconstructions and task predictions when present.
+    Inception features and the classifier view are computed once, by the first metric that needs them."""
+
+    samples: np.ndarray
+    real_features: Path
+    evaluator: EvaluatorFiles
+    cfg: Mapping[str, Any]
+    seed: int
+    kinds: frozenset[str] = frozenset({NOISE})
+    labels: np.ndarray | None = None
+    inputs: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    reconstructions: np.ndarray | None = None
+    task_predictions: np.ndarray | None = None
+    task_labels: np.ndarray | None = None
+    task_classifier: str = "the model's own task classifier, on every test target image"
+    outputs: str = "the model's outputs for the first n test inputs"
+
+    @functools.cached_property
+    def inception(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(sample features, real features, the protocol every Inception-feature metric records)."""
+        real, real_protocol = load_features(self.real_features)
+        device, precision, runtime = eval_settings(self.cfg)
+        for key, value in (("precision", precision), ("runtime", runtime)):
+            if value != real_protocol.get(key):
+                raise ValueError(f"eval.{key} resolves to {value} but {self.real_features} was computed with "
+                                 f"{real_protocol.get(key)}; re-run its stage (dvc repro) so both match")
+        fake = extract_features(self.samples, batch_size=self.cfg["batch_size"], device=device, precision=precision,
+                                runtime=runtime, desc="features samples")
+        protocol = {
+            "extractor": INCEPTION_EXTRACTOR,
+            "weights_sha256": real_protocol.get("weights_sha256"),
+            "compute_dtype": precision,
+            "runtime": runtime,
+            "n_fake": int(len(fake)),
+            "n_real": int(real_protocol["N"]),
+            "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",
+        }
+        return fake, real, protocol
+
+    @functools.cached_property
+    def fid_kid(self) -> dict:
+        fake, real, _ = self.inception
+        return compute_fid_kid(fake, real, kid_subset_size=self.cfg["kid_subset_size"], seed=self.seed)
+
+    @functools.cached_property
+    def classifier(self) -> dict:
+        """The classifier view (classifier-IS/FID, class histogram, conditional accuracy) of the samples."""
+        from genlab.metrics.classifier import classifier_view
+
+        real_penultimate, _ = load_features(self.evaluator.features)
+        return classifier_view(self.samples, self.labels, self.evaluator.classifier, real_penultimate, self.seed)
+
+
+def evaluate(ctx: EvalContext, names: Iterable[str] | None = None) -> dict:
+    """The record entries of the registered metrics that apply to the context's kinds of model (of
+    `names` only, when given), in registration order."""
+    return {metric.name: metric.compute(ctx) for metric in applicable(ctx.kinds, names)}
+
+
 def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_features_path: Path,
                      evaluator: EvaluatorFiles, cfg: Mapping[str, Any], seed: int) -> dict:
-    """FID and KID of uint8 samples against cached real features; every value carries its protocol."""
-    real, real_protocol = load_features(real_features_path)
-    device, precision, runtime = eval_settings(cfg)
-    for key, value in (("precision", precision), ("runtime", runtime)):
-        if value != real_protocol.get(key):
-            raise ValueError(f"eval.{key} resolves to {value} but {real_features_path} was computed with "
-                             f"{real_protocol.get(key)}; re-run its stage (dvc repro) so both match")
-    fake = extract_features(samples, batch_size=cfg["batch_size"], device=device, precision=precision,
-                            runtime=runtime, desc="features samples")
-    values = compute_fid_kid(fake, real, kid_subset_size=cfg["kid_subset_size"], seed=seed)
-    protocol = {
-        "extractor": INCEPTION_EXTRACTOR,
-        "weights_sha256": real_protocol.get("weights_sha256"),
-        "compute_dtype": precision,
-        "runtime": runtime,
-        "n_fake": int(len(fake)),
-        "n_real": int(real_protocol["N"]),
-        "real_split": f"{real_protocol['dataset']}/{real_protocol['split']}",
-    }
-    kid_n = min(cfg["kid_subset_size"], len(fake), len(real))
-    from genlab.metrics.classifier import classifier_view
-
-    real_penultimate, _ = load_features(evaluator.features)
-    return {
-        **classifier_view(samples, labels, evaluator.classifier, real_penultimate, seed),
-        "fid": {"value": values["fid"], **protocol},
-        "kid": {"mean": values["kid_mean"], "std": values["kid_std"], "subset_size": kid_n, **protocol},
-        "precision_recall": {**compute_precision_recall(fake, real), **protocol},
-        "inception_score": inception_score(samples, cfg, seed),
-    }
+    """A noise-to-image model's record: every applicable metric of uint8 samples against cached real
+    features (eval.metrics, when set, picks some); every value carries its protocol."""
+    ctx = EvalContext(samples, real_features_path, evaluator, cfg, seed, labels=labels)
+    return evaluate(ctx, cfg.get("metrics"))
 
 
-def metric_numbers(record: Mapping[str, Any]) -> dict[str, float | None]:
-    """The numbers a user compares across models and experiments: the DVC metrics file
-    (`dvc metrics show`, `dvc exp show`); null where the protocol file gives the reason."""
-    return {"fid": record["fid"]["value"], "kid_mean": record["kid"]["mean"], "kid_std": record["kid"]["std"],
-            "precision": record["precision_recall"]["precision"], "recall": record["precision_recall"]["recall"],
-            "classifier_fid": record["classifier_fid"]["value"], "classifier_is": record["classifier_is"]["mean"],
-            "classes_covered": record["class_histogram"]["classes_covered"],
-            "conditional_accuracy": record["conditional_accuracy"]["value"],
-            "inception_score": record["inception_score"]["value"]}
+SAMPLE_ARRAYS = ("images", "labels", "inputs", "targets", "reconstructions", "task_predictions", "task_labels")
 
 
-def mlflow_metrics(record: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers logged to MLflow: the metrics file's, and FID/KID named after their N as well
-    (e.g. fid_n2000), so runs scored with different N are never compared under one name."""
-    n = record["fid"]["n_fake"]
-    out = {**metric_numbers(record), f"fid_n{n}": record["fid"]["value"], f"kid_mean_n{n}": record["kid"]["mean"],
-           f"kid_std_n{n}": record["kid"]["std"]}
-    return {key: value for key, value in out.items() if value is not None}  # null: see the protocol file's reason
+def samples_context(path: Path, real_features_path: Path, evaluator: EvaluatorFiles, cfg: Mapping[str, Any],
+                    seed: int) -> tuple[EvalContext, dict]:
+    """(the evaluation context of a samples file, its info): a translation model's file (info
+    "translation") is of kind translation, plus paired, cycle (reconstructions) and adaptation
+    (task_predictions) as its contents say."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        arrays = {key: f[key][()] for key in SAMPLE_ARRAYS if key in f}
+        info = json.loads(f.attrs["info"])
+    images = arrays.pop("images")
+    if not info.get("translation"):
+        return EvalContext(images, real_features_path, evaluator, cfg, seed, labels=arrays.get("labels")), info
+    kinds = {TRANSLATION}
+    if info.get("paired"):
+        if "targets" not in arrays:
+            raise ValueError(f"{path}: info says paired but there is no `targets` dataset; re-run its sample stage")
+        kinds.add(PAIRED)
+    if "reconstructions" in arrays:
+        kinds.add(CYCLE)
+    if "task_predictions" in arrays:
+        if "task_labels" not in arrays:
+            raise ValueError(f"{path}: `task_predictions` without `task_labels`; re-run its sample stage")
+        kinds.add(ADAPTATION)
+    arrays.pop("labels", None)
+    return EvalContext(images, real_features_path, evaluator, cfg, seed, kinds=frozenset(kinds), **arrays), info
 
 
 TORCH_FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"

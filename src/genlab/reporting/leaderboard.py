@@ -1,8 +1,10 @@
-"""The leaderboard: one section per dataset, each with its models and its real-data reference row.
+"""The leaderboard: one section per dataset and per image-to-image task, each with its models and its
+baseline row (a dataset's real-data reference, a task's identity: output = input). The metric
+columns come from the metric registry (genlab.metrics.registry); a section shows those its rows have.
 
 Writes `leaderboard.csv` (pandas, a `dataset` column), `leaderboard.md` and `index.html` plus one
 curves PNG per model. A model whose metrics file is missing still gets a row, with the reason, so
-a failed model is visible rather than silently absent. Numbers are compared within a dataset only.
+a failed model is visible rather than silently absent. Numbers are compared within a section only.
 """
 from __future__ import annotations
 
@@ -13,66 +15,71 @@ import os
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from genlab.io import atomic_path, protocol_path, read_record, write_bytes_atomic
+from genlab.metrics.registry import Column, leaderboard_columns, leaderboard_numbers, metric_numbers
 
-COLUMNS = ["dataset", "model", "type", "fid", "kid_mean", "kid_std", "precision", "recall", "classifier_fid", "classifier_is",
-           "classes_covered", "conditional_accuracy", "n_fake", "n_real", "extractor", "compute_precision", "train_precision",
-           "run_id", "status"]
+HEAD = ["dataset", "model", "type"]
+TAIL = ["n_fake", "n_real", "extractor", "compute_precision", "train_precision", "run_id", "status"]
+COLUMNS = HEAD + leaderboard_numbers() + TAIL  # the metric numbers: every registered metric's, in its order
 
-
-REFERENCE = "reference"
+REFERENCE, IDENTITY = "reference", "identity"
+BASELINE_TYPES = {REFERENCE: "real data", IDENTITY: "identity"}  # a section's baseline row: model -> type
 
 
 class ModelEntry(NamedTuple):
     name: str
     type: str
-    dataset: str
+    dataset: str  # its section: the dataset, or the task of a translation model
 
 
 def reference_metrics_name(dataset: str) -> str:
-    """The reference stage's metrics file of a dataset (metrics/reference-<dataset>.json)."""
+    """The reference stage's metrics file of a dataset or task (metrics/reference-<name>.json)."""
     return f"{REFERENCE}-{dataset}"
 
 
 def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path) -> dict:
     row = {"dataset": entry.dataset, "model": entry.name, "type": entry.type}
-    is_reference = entry.type == "real data"
+    is_baseline = BASELINE_TYPES.get(entry.name) == entry.type
     run_file = models_dir / entry.name / "mlflow_run.json"
-    row["run_id"] = json.loads(run_file.read_text())["run_id"] if run_file.exists() and not is_reference else None
-    path = metrics_dir / f"{reference_metrics_name(entry.dataset) if is_reference else entry.name}.json"
+    row["run_id"] = json.loads(run_file.read_text())["run_id"] if run_file.exists() and not is_baseline else None
+    path = metrics_dir / f"{reference_metrics_name(entry.dataset) if is_baseline else entry.name}.json"
     if not protocol_path(path).exists():
         row["status"] = f"no metrics: {protocol_path(path)} is missing (training or evaluation did not finish)"
         return row
     record = read_record(path)
-    fid, kid = record.get("fid", {}), record.get("kid", {})
-    prc = record.get("precision_recall", {})
-    row.update(fid=fid.get("value"), kid_mean=kid.get("mean"), kid_std=kid.get("std"),
-               precision=prc.get("precision"), recall=prc.get("recall"),
-               classifier_fid=record.get("classifier_fid", {}).get("value"),
-               classifier_is=record.get("classifier_is", {}).get("mean"),
-               classes_covered=record.get("class_histogram", {}).get("classes_covered"),
-               conditional_accuracy=record.get("conditional_accuracy", {}).get("value"),
-               n_fake=fid.get("n_fake"), n_real=fid.get("n_real"), extractor=fid.get("extractor"),
-               compute_precision=fid.get("compute_dtype"), train_precision=record.get("train_precision"),
-               status="ok")
+    fid = record.get("fid", {})
+    row.update(metric_numbers(record), n_fake=fid.get("n_fake"), n_real=fid.get("n_real"),
+               extractor=fid.get("extractor"), compute_precision=fid.get("compute_dtype"),
+               train_precision=record.get("train_precision"), status="ok")
     return row
 
 
 def leaderboard_frame(models: Iterable[ModelEntry], datasets: Iterable[str], metrics_dir: Path,
-                      models_dir: Path) -> pd.DataFrame:
-    """Datasets in the given order; within each, its reference row and models sorted by FID (best
-    first), models without metrics last."""
-    datasets = list(datasets)
-    entries = [ModelEntry(REFERENCE, "real data", d) for d in datasets] + list(models)
-    rows = [_metric_row(entry, metrics_dir, models_dir) for entry in entries]
+                      models_dir: Path, tasks: Iterable[str] = ()) -> pd.DataFrame:
+    """One section per dataset, then per task, in the given order; within each, its baseline row
+    first (the dataset's reference, the task's identity), then models sorted by FID (best first);
+    rows without metrics last."""
+    datasets, tasks = list(datasets), list(tasks)
+    baselines = ([ModelEntry(REFERENCE, BASELINE_TYPES[REFERENCE], d) for d in datasets]
+                 + [ModelEntry(IDENTITY, BASELINE_TYPES[IDENTITY], t) for t in tasks])
+    rows = [_metric_row(entry, metrics_dir, models_dir) for entry in baselines + list(models)]
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"run_id": object})
     frame["run_id"] = frame["run_id"].where(frame["run_id"].notna(), None)
-    frame["_dataset"] = frame["dataset"].map({d: i for i, d in enumerate(datasets)})
-    frame["_missing"] = frame["fid"].isna()
-    frame = frame.sort_values(["_dataset", "_missing", "fid", "model"], kind="stable")
-    return frame.drop(columns=["_dataset", "_missing"]).reset_index(drop=True)
+    frame["_section"] = frame["dataset"].map({d: i for i, d in enumerate(datasets + tasks)})
+    baseline = frame["model"].map(BASELINE_TYPES) == frame["type"]
+    frame["_rank"] = np.where(frame["fid"].isna(), 2, np.where(baseline, 0, 1))
+    frame = frame.sort_values(["_section", "_rank", "fid", "model"], kind="stable")
+    return frame.drop(columns=["_section", "_rank"]).reset_index(drop=True)
+
+
+def shown_columns(section: pd.DataFrame) -> list[Column]:
+    """The metric columns of one section: FID (the ranking) and those with a value in one of its rows
+    (a task's section shows PSNR/SSIM where its records have them, a dataset's no all-null column)."""
+    return [column for column in leaderboard_columns()
+            if column.number == "fid" or section[column.number].notna().any()]
 
 
 def curve_groups(columns: Iterable[str]) -> dict[str, list[str]]:
@@ -135,12 +142,6 @@ def plot_curves(csv_path: Path, out_path: Path, title: str) -> bool:
     return True
 
 
-def _fmt(value, digits=3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def _precision_label(row) -> str:
     """fp32 (IEEE) training and Inception features are the standard protocol; anything else is named."""
     labels = []
@@ -151,20 +152,22 @@ def _precision_label(row) -> str:
     return f" ({', '.join(labels)})" if labels else ""
 
 
+def _n(row, both: bool = True) -> str:
+    if pd.isna(row.n_fake):
+        return "—"
+    return f"{int(row.n_fake)} / {int(row.n_real)}" if both else str(int(row.n_fake))
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
-    head = ("| rank | model | type | FID | KID (mean ± std) | precision | recall | clf-FID | clf-IS | classes | "
-            "cond. acc. | N fake / real | run id | status |\n")
-    head += "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|\n"
     sections = []
     for dataset, group in frame.groupby("dataset", sort=False):
+        columns = shown_columns(group)
+        head = ("| rank | model | type | " + "".join(f"{c.label} | " for c in columns)
+                + "N fake / real | run id | status |\n" + "|---:|---|---|" + "".join(f"{c.align}|" for c in columns) + "---|---|---|\n")
         lines = []
         for rank, row in enumerate(group.itertuples(index=False), 1):
-            kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
-            n = "—" if pd.isna(row.n_fake) else f"{int(row.n_fake)} / {int(row.n_real)}"
-            classes = "—" if pd.isna(row.classes_covered) else str(int(row.classes_covered))
-            lines.append(f"| {rank} | {row.model} | {row.type}{_precision_label(row)} | {_fmt(row.fid, 2)} | {kid} | "
-                         f"{_fmt(row.precision, 2)} | {_fmt(row.recall, 2)} | {_fmt(row.classifier_fid, 1)} | "
-                         f"{_fmt(row.classifier_is, 2)} | {classes} | {_fmt(row.conditional_accuracy, 2)} | {n} | "
+            cells = "".join(f"{c.render(row)} | " for c in columns)
+            lines.append(f"| {rank} | {row.model} | {row.type}{_precision_label(row)} | {cells}{_n(row)} | "
                          f"{row.run_id or '—'} | {row.status} |")
         sections.append(f"## {dataset}\n\n" + head + "\n".join(lines) + "\n")
     return "\n".join(sections)
@@ -174,40 +177,39 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
     def rel(path: Path) -> str:
         return html.escape(os.path.relpath(path, report_dir))
 
-    rows = []
+    tables = []
     for dataset, group in frame.groupby("dataset", sort=False):
-        rows.append(f"<tr><th colspan='9' style='text-align:left'><h2>{html.escape(str(dataset))}</h2></th></tr>")
-        rows.extend(_html_row(row, rel, samples_dir, curves) for row in group.itertuples(index=False))
+        columns = shown_columns(group)
+        head = "".join(f"<th>{html.escape(c.label)}</th>" for c in columns)
+        rows = "".join(_html_row(row, columns, rel, samples_dir, curves) for row in group.itertuples(index=False))
+        tables.append(f"<h2>{html.escape(str(dataset))}</h2><table><tr><th>model</th>{head}<th>N</th>"
+                      f"<th>MLflow run</th><th>samples</th><th>curves</th></tr>{rows}</table>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>genlab leaderboard</title>"
             "<style>body{font-family:sans-serif}td,th{border-bottom:1px solid #ddd;padding:6px;"
             "vertical-align:top}table{border-collapse:collapse}</style></head><body>"
-            "<h1>genlab leaderboard</h1><p>One section per dataset, sorted by FID (lower is better). FID depends "
-            "on the dataset and on N: compare only rows of one section with the same N, and read each against "
-            "its section's reference row (real train images).</p><table><tr><th>model</th><th>FID</th><th>KID</th>"
-            "<th>precision / recall</th><th>classifier FID / IS</th>"
-            "<th>N</th><th>MLflow run</th><th>samples</th><th>curves</th></tr>"
-            + "".join(rows) + "</table></body></html>\n")
+            "<h1>genlab leaderboard</h1><p>One section per dataset and per image-to-image task, sorted by FID "
+            "(lower is better). FID depends on the dataset and on N: compare only rows of one section with the "
+            "same N, and read each against its section's baseline row (for a dataset its real train images, for "
+            "a task the identity: output = input).</p>" + "".join(tables) + "</body></html>\n")
 
 
-def _html_row(row, rel, samples_dir: Path, curves: dict[str, Path]) -> str:
+def _html_row(row, columns: list[Column], rel, samples_dir: Path, curves: dict[str, Path]) -> str:
     grid = samples_dir / f"{row.model}.png"
-    grid_tag = f'<img src="{rel(grid)}" width="280">' if grid.exists() and row.type != "real data" else "—"
+    baseline = BASELINE_TYPES.get(row.model) == row.type
+    grid_tag = f'<img src="{rel(grid)}" width="280">' if grid.exists() and not baseline else "—"
     curve = curves.get(row.model)
     curve_tag = f'<img src="{rel(curve)}" width="520">' if curve else "—"
-    kid = "—" if pd.isna(row.kid_mean) else f"{row.kid_mean:.4f} ± {row.kid_std:.4f}"
+    cells = "".join(f"<td>{html.escape(c.render(row))}</td>" for c in columns)
     return (f"<tr><td><b>{html.escape(row.model)}</b><br>{html.escape(str(row.type) + _precision_label(row))}</td>"
-            f"<td>{_fmt(row.fid, 2)}</td><td>{kid}</td>"
-            f"<td>{_fmt(row.precision, 2)} / {_fmt(row.recall, 2)}</td>"
-            f"<td>{_fmt(row.classifier_fid, 1)} / {_fmt(row.classifier_is, 2)}</td>"
-            f"<td>{'—' if pd.isna(row.n_fake) else int(row.n_fake)}</td>"
+            f"{cells}<td>{_n(row, both=False)}</td>"
             f"<td><code>{html.escape(str(row.run_id or '—'))}</code><br>{html.escape(row.status)}</td>"
             f"<td>{grid_tag}</td><td>{curve_tag}</td></tr>")
 
 
 def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metrics_dir: Path, models_dir: Path,
-                 plots_dir: Path, samples_dir: Path, report_dir: Path) -> pd.DataFrame:
+                 plots_dir: Path, samples_dir: Path, report_dir: Path, tasks: Iterable[str] = ()) -> pd.DataFrame:
     models = list(models)
-    frame = leaderboard_frame(models, datasets, metrics_dir, models_dir)
+    frame = leaderboard_frame(models, datasets, metrics_dir, models_dir, tasks)
     curves = {}
     for entry in models:
         out = report_dir / "curves" / f"{entry.name}.png"

@@ -1,0 +1,119 @@
+"""The metric registry: its API, what it declares, and noise-to-image records identical to those the
+evaluate code gave before the registry (tests/data/noise-record-before-registry.json, written by that
+code for the same synthetic files)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evalfiles import EVAL_CFG, blobs, labels_of, prepare, write_packed
+from genlab.metrics import registry
+from genlab.metrics.registry import (ADAPTATION, CYCLE, KINDS, NOISE, PAIRED, TRANSLATION, applicable, check_metrics,
+                                     get_metric, is_valid_metric, list_valid_metrics, metrics, register_metric)
+
+GOLDEN = Path(__file__).parent / "data" / "noise-record-before-registry.json"
+NOISE_METRICS = ["fid", "kid", "precision_recall", "classifier_fid", "classifier_is", "class_histogram",
+                 "conditional_accuracy", "inception_score"]
+TRANSLATION_ONLY = ["psnr", "ssim", "l1", "cycle_l1", "task_accuracy"]
+
+
+def test_every_metric_is_listed_in_registration_order():
+    assert list_valid_metrics() == NOISE_METRICS + TRANSLATION_ONLY
+    assert all(is_valid_metric(name) for name in list_valid_metrics()) and not is_valid_metric("fid_n250")
+
+
+def test_unknown_metric_names_are_refused_with_the_valid_ones():
+    message = check_metrics(["fid", "lpips"])
+    assert "eval.metrics" in message and "'lpips'" in message and "fid, kid, precision_recall" in message
+    assert check_metrics(None) is None and check_metrics(["psnr", "fid"]) is None
+    assert "expected a list" in check_metrics("fid")
+    with pytest.raises(ValueError, match="unknown metric.*'nope'.*valid metrics: fid"):
+        get_metric("nope")
+    with pytest.raises(ValueError, match="'nope'"):
+        applicable({NOISE}, ["nope"])
+
+
+def test_every_metric_declares_kinds_numbers_columns_and_a_description():
+    numbers = [number for metric in metrics() for number, _ in metric.numbers]
+    assert len(numbers) == len(set(numbers))  # one name, one number, across the metrics file and MLflow
+    for metric in metrics():
+        assert metric.applies_to and metric.applies_to <= set(KINDS), metric.name
+        assert metric.numbers and metric.doc, metric.name
+        assert {c.number for c in metric.columns} <= {n for n, _ in metric.numbers}, metric.name
+
+
+def test_which_metrics_apply_to_which_models():
+    names = lambda kinds, wanted=None: [m.name for m in applicable(kinds, wanted)]  # noqa: E731
+    assert names({NOISE}) == NOISE_METRICS
+    generative = [n for n in NOISE_METRICS if n != "conditional_accuracy"]
+    assert names({TRANSLATION}) == generative
+    assert names({TRANSLATION, PAIRED, CYCLE, ADAPTATION}) == generative + TRANSLATION_ONLY
+    assert names({TRANSLATION, CYCLE}) == generative + ["cycle_l1"]
+    assert names({NOISE}, ["psnr", "kid", "fid"]) == ["fid", "kid"]  # registry order; psnr does not apply
+
+
+def test_registration_refuses_unknown_kinds_and_second_registrations():
+    with pytest.raises(ValueError, match="applies_to.*'pictures'.*allowed kinds: noise"):
+        register_metric("x", applies_to=["pictures"], numbers={"x": "value"})
+    with pytest.raises(ValueError, match="registered twice"):
+        register_metric("fid", applies_to=[NOISE], numbers={"fid2": "value"})(lambda ctx: {})
+    assert list_valid_metrics() == NOISE_METRICS + TRANSLATION_ONLY
+
+
+def test_numbers_come_from_the_record_entries_present():
+    record = {"model": "m", "fid": {"value": 3.0, "n_fake": 10}, "kid": {"mean": 0.1, "std": 0.01, "n_fake": 10},
+              "psnr": {"value": None, "reason": "infinite"}}
+    assert registry.metric_numbers(record) == {"fid": 3.0, "kid_mean": 0.1, "kid_std": 0.01, "psnr": None}
+    assert registry.mlflow_metrics(record) == {"fid": 3.0, "kid_mean": 0.1, "kid_std": 0.01, "fid_n10": 3.0,
+                                               "kid_mean_n10": 0.1, "kid_std_n10": 0.01}
+
+
+def _assert_same(actual, expected, path="record"):
+    """Same keys and structure at every level; strings, ints, bools and nulls equal; floats equal up to
+    1e-9 relative (on the machine that wrote the file they are equal to the bit: Inception on ONNX
+    Runtime and the seeded classifier can differ in the last bits on another CPU)."""
+    assert type(actual) is type(expected) or {type(actual), type(expected)} <= {int, float}, path
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), path
+        for key in expected:
+            _assert_same(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), path
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_same(a, e, f"{path}[{i}]")
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), path
+    else:
+        assert actual == expected, path
+
+
+def test_noise_to_image_records_are_those_of_the_code_before_the_registry(tmp_path):
+    from genlab.metrics.evaluate import evaluate_samples, metric_numbers, mlflow_metrics
+
+    real, evaluator = prepare(tmp_path, write_packed(tmp_path / "blobs.h5", "blobs"))
+    labels = labels_of(20, 7)
+    samples = blobs(labels, 28, 1, 7)
+    got = {}
+    for case, case_labels in (("conditional", labels), ("unconditional", None)):
+        record = json.loads(json.dumps(evaluate_samples(samples, case_labels, real, evaluator, EVAL_CFG, 0)))
+        got[case] = {"record": record, "numbers": metric_numbers(record), "mlflow": mlflow_metrics(record)}
+    _assert_same(got, json.loads(GOLDEN.read_text()))
+    for case in got.values():
+        for name, entry in case["record"].items():  # every value with its protocol, or null with the reason
+            assert len(entry) > len(get_metric(name).numbers) or entry.get("reason"), name
+
+
+def test_committed_default_run_records_have_the_registry_structure():
+    """The default run's committed records (metrics/*.protocol.json): their metrics files are exactly
+    the registry's numbers of their records, and every record key is a registered metric."""
+    root = Path(__file__).parents[1] / "metrics"
+    models = [p for p in sorted(root.glob("*.protocol.json")) if not p.name.startswith("evaluator-")]
+    if not models:
+        pytest.skip("no committed metrics files")
+    for path in models:
+        record = json.loads(path.read_text())
+        numbers = json.loads(path.with_name(path.name.replace(".protocol.json", ".json")).read_text())
+        assert registry.metric_numbers(record) == numbers, path.name
+        assert sorted(set(record) - {"model", "train_precision"}) == sorted(NOISE_METRICS), path.name
