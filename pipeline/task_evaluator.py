@@ -1,5 +1,5 @@
 """Stage task_evaluator@<task>: the classifier view of a task's target domain (the dataset's classifier
-where the targets are the dataset's images; none, with the source-only accuracy, for a new domain)."""
+where the targets are the dataset's images; none, with the reason, for a new domain)."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -12,9 +12,10 @@ def main(argv):
     from genlab.metrics.task_classifier import task_evaluator
 
     record = task_evaluator(task, dataset_classifier, weights, features)
-    write_metrics(metrics, record, {k: record.get(k) for k in ("test_accuracy", "test_images", "source_only_accuracy")})
-    print(f"task evaluator {record['dataset']}: " + ", ".join(
-        f"{k} {record[k]:.4f}" for k in ("test_accuracy", "source_only_accuracy") if record.get(k) is not None))
+    write_metrics(metrics, record, {k: record.get(k) for k in ("test_accuracy", "test_images")})
+    accuracy = record["test_accuracy"]
+    print(f"task evaluator {record['dataset']}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None
+                                                    else record["reason"]))
 
 
 if __name__ == "__main__":

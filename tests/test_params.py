@@ -205,12 +205,20 @@ def test_type_defaults_fill_a_bare_entry():
     assert models["dragan"].hparams["penalty"] == "dragan"
 
 
+# Each image-to-image type on a task it accepts (the others train on a dataset).
+TASK_FOR = {"pix2pix": "e", "ccgan": "i", "cyclegan": "u", "discogan": "u", "dualgan": "u", "srgan": "s", "pixelda": "b"}
+TASKS = {"e": {"dataset": "fashion-mnist", "kind": "edges"}, "i": {"dataset": "fashion-mnist", "kind": "inpainting"},
+         "u": {"dataset": "fashion-mnist", "kind": "edges", "paired": False},
+         "s": {"dataset": "fashion-mnist", "kind": "super_resolution"}, "b": {"dataset": "fashion-mnist", "kind": "blend"}}
+
+
 def test_every_type_parses_bare_and_flat_round_trips():
     for kind in MODEL_TYPES:
-        spec = parse_params({"models": {"m": {"type": kind}}}).models["m"]
+        entry = {"type": kind, **({"dataset": TASK_FOR[kind]} if MODEL_TYPES[kind].translation else {})}
+        spec = parse_params({"tasks": TASKS, "models": {"m": entry}}).models["m"]
         assert spec.type == kind and spec.name == "m"
         assert set(spec.hparams) == set(MODEL_TYPES[kind].hparam_fields)
-        again = parse_params({"models": {"m": dict(spec.flat())}}).models["m"]
+        again = parse_params({"tasks": TASKS, "models": {"m": dict(spec.flat())}}).models["m"]
         assert again == spec
 
 
@@ -252,7 +260,7 @@ def test_repository_params_yaml_is_valid():
 def test_train_stage_exits_2_before_any_work(tmp_path):
     (tmp_path / "params.yaml").write_text("models:\n  m:\n    type: dcgam\n    epochs: 1\n")
     result = subprocess.run([sys.executable, str(REPO / "pipeline" / "train.py"), "m", "data/packed/x.h5",
-                             "models/m", "plots/train/m.csv"], cwd=tmp_path,
+                             "data/evaluator/x.pt", "models/m", "plots/train/m.csv"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "models.m.type" in result.stderr
@@ -342,7 +350,7 @@ def test_conv_types_are_refused_on_sides_they_cannot_build():
 
 def test_every_unconditional_type_accepts_rgb_faces_at_64():
     for kind, cls in MODEL_TYPES.items():
-        if not cls.conditional and kind != "sgan":
+        if not cls.conditional and kind != "sgan" and not cls.translation:
             parse_params(with_datasets({"lfw": {}}, {"m": {"type": kind}}, dataset="lfw"))
 
 

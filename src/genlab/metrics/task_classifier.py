@@ -3,9 +3,8 @@
 Where a task's targets are its dataset's own images (edges, super-resolution, inpainting, a
 dataset's own pairs), the dataset's classifier judges them: it is copied byte for byte as the
 task's classifier and its features of the task's test targets are cached. A blend task's targets
-are a new colour domain no classifier was trained on: the task gets none (with the reason), and
-the record holds the *source-only* accuracy of PixelDA's comparison: the dataset's classifier,
-trained on source images alone, applied to the target test images averaged to grey.
+are a new colour domain no classifier was trained on: the task gets none, with the reason (its
+baseline@ stage trains PixelDA's source-only comparison, genlab.metrics.evaluate.evaluate_identity).
 """
 from __future__ import annotations
 
@@ -41,14 +40,7 @@ def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path
         reason = meta["reason"]
     else:
         reason = (f"the targets of {info['dataset']} ({kind.name}) are a domain no classifier was trained on; "
-                  f"classifier-IS/FID are null (see source_only_accuracy for PixelDA's comparison)")
+                  f"classifier-IS/FID are null (the task's baseline has the source-only classifier's accuracy)")
     save_no_classifier(weights_path, reason)
     save_features(features_path, np.zeros((0, PENULTIMATE_DIM), np.float32), {**protocol, "N": 0, "reason": reason})
-    record.update(test_accuracy=None, trusted=False, reason=reason)
-    if classifier is not None and labels is not None:
-        grey = torch.from_numpy(images).float().mean(1, keepdim=True).round().to(torch.uint8)
-        _, logits = predict(classifier, grey)
-        record["source_only_accuracy"] = float((logits.argmax(1).numpy() == labels).mean())
-        record["source_only_protocol"] = (f"{dataset_classifier.name}, trained on the source images only, on the "
-                                          f"{len(images)} target test images averaged to grey")
-    return record
+    return {**record, "test_accuracy": None, "trusted": False, "reason": reason}
