@@ -9,7 +9,7 @@ def main(argv):
     task, dataset_classifier, weights, features, metrics = map(Path, positional(
         argv, "task.h5", "dataset_classifier.pt", "weights.pt", "features.h5", "metrics.json"))
     from genlab.io import write_metrics
-    from genlab.metrics.task_classifier import task_evaluator
+    from genlab.metrics.tasks import task_evaluator
 
     record = task_evaluator(task, dataset_classifier, weights, features)
     write_metrics(metrics, record, {k: record.get(k) for k in ("test_accuracy", "test_images")})

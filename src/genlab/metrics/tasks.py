@@ -1,4 +1,11 @@
-"""The classifier view of an image-to-image task's target domain, without training a classifier.
+"""The real-data side of an image-to-image task's evaluation, reusing its dataset's where they agree.
+
+**Target features.** A task's targets are scored against Inception features of its first N test
+targets. Where those are exactly the dataset's first N test images (paired edges, super-resolution,
+inpainting), the dataset's cached features are those features: they are reused, and the protocol
+says so; otherwise (a disjoint half, a new domain) they are computed.
+
+**Classifier view.** The classifier view of a task's target domain needs no classifier training.
 
 Where a task's targets are its dataset's own images (edges, super-resolution, inpainting, a
 dataset's own pairs), the dataset's classifier judges them: it is copied byte for byte as the
@@ -17,7 +24,7 @@ from genlab.data.hdf5 import read_info, read_split
 from genlab.data.tasks import TASK_KINDS
 from genlab.io import write_bytes_atomic
 from genlab.metrics.classifier import CLASSIFIER_EXTRACTOR, PENULTIMATE_DIM, load_classifier, predict, save_no_classifier
-from genlab.metrics.features import save_features
+from genlab.metrics.features import load_features, save_features
 
 
 def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path, features_path: Path) -> dict:
@@ -44,3 +51,22 @@ def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path
     save_no_classifier(weights_path, reason)
     save_features(features_path, np.zeros((0, PENULTIMATE_DIM), np.float32), {**protocol, "N": 0, "reason": reason})
     return {**record, "test_accuracy": None, "trusted": False, "reason": reason}
+
+
+def task_features(task_path: Path, dataset_path: Path, dataset_features: Path, out_path: Path, cfg) -> dict:
+    """Inception features of the task's first `eval.num_real` test targets, with their protocol."""
+    from genlab.metrics.evaluate import REAL_SPLIT, compute_real_features, eval_settings
+
+    feats, protocol = load_features(dataset_features)
+    n = cfg["num_real"]
+    targets, _ = read_split(task_path, REAL_SPLIT, limit=n)
+    images, _ = read_split(dataset_path, REAL_SPLIT, limit=n)
+    _, precision, runtime = eval_settings(cfg)
+    same_protocol = (protocol.get("precision"), protocol.get("runtime"), protocol.get("N")) == (precision, runtime, n)
+    if same_protocol and targets.shape == images.shape and np.array_equal(targets, images):
+        info = read_info(task_path)
+        protocol = {**protocol, "dataset": info["dataset"],
+                    "same_images_as": f"{protocol['dataset']}/{protocol['split']} (features reused)"}
+        save_features(out_path, feats, protocol)
+        return protocol
+    return compute_real_features(task_path, out_path, cfg)
