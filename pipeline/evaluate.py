@@ -17,6 +17,9 @@ def main(argv):
     from genlab.tracking import require_store
 
     require_store()
+    from genlab.metrics.registry import require_valid_metrics
+
+    require_valid_metrics(params.eval["metrics"])
     from genlab.io import protocol_path, write_metrics
     from genlab.metrics.evaluate import EvaluatorFiles, evaluate, metric_numbers, mlflow_metrics, samples_context
     from genlab.metrics.registry import summary

@@ -12,6 +12,9 @@ def main(argv):
     data, real, classifier, classifier_features, out = map(Path, positional(
         argv, "packed.h5", "real_features.h5", "classifier.pt", "classifier_features.h5", "metrics.json"))
     params = load_params(models=False)
+    from genlab.metrics.registry import require_valid_metrics
+
+    require_valid_metrics(params.eval["metrics"])
     from genlab.io import write_metrics
     from genlab.metrics.evaluate import (EvaluatorFiles, evaluate_identity, evaluate_reference, is_task_file,
                                          metric_numbers)

@@ -14,9 +14,7 @@ def main(argv):
     from genlab.reporting import ModelEntry, write_report
 
     entries = [ModelEntry(name, spec.type, spec.dataset) for name, spec in params.models.items()]
-    # a translation model's dataset names its task: every such task gets its section, identity row first
-    tasks = list(dict.fromkeys(e.dataset for e in entries if e.dataset not in params.datasets))
-    frame = write_report(entries, list(params.datasets), tasks=tasks, metrics_dir=metrics, models_dir=models,
+    frame = write_report(entries, list(params.datasets), tasks=list(params.tasks), metrics_dir=metrics, models_dir=models,
                          plots_dir=curves, samples_dir=samples, report_dir=out)
     print(frame[["dataset", "model", "fid", "kid_mean", "n_fake", "status"]].to_string(index=False))
 

@@ -382,3 +382,18 @@ def test_data_side_stages_parse_params_without_the_model_registry():
             "print(sorted(m for m in sys.modules if m.startswith('genlab.models')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_eval_metrics_is_a_list_of_names_the_evaluating_stages_check_against_the_registry():
+    from genlab.metrics.registry import list_valid_metrics, require_valid_metrics
+
+    assert parse_params(params_with({"type": "gan"})).eval["metrics"] is None  # every metric that applies
+    chosen = parse_params({**params_with({"type": "gan"}), "eval": {"metrics": ["fid", "kid"]}}).eval["metrics"]
+    assert chosen == ("fid", "kid")
+    require_valid_metrics(chosen)
+    with pytest.raises(ParamsError, match=r"^eval.metrics: got 'fid'; expected a list of names or null$"):
+        parse_params({**params_with({"type": "gan"}), "eval": {"metrics": "fid"}})
+    with pytest.raises(ParamsError) as err:
+        require_valid_metrics(("fid", "fdi"))
+    assert str(err.value) == f"eval.metrics: unknown metric(s) 'fdi'; valid metrics: {', '.join(list_valid_metrics())}"
+    assert {"fid", "psnr", "ssim", "l1", "cycle_l1", "task_accuracy"} <= set(list_valid_metrics())

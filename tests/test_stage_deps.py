@@ -276,7 +276,7 @@ class ParamsReads:
     def record(self, value: V, path: Path, node: ast.AST):
         if value.kind == "params":
             self.fail(path, node, "the whole params object is used in a way this check cannot classify")
-        if value.kind in ("section", "models", "datasets", "dataset", "leaf"):
+        if value.kind in ("section", "models", "datasets", "tasks", "dataset", "leaf"):
             self.keys.add(value.path)
         elif value.kind == "method":
             self.fail(path, node, "a params method is used without being called")
@@ -313,7 +313,7 @@ class ParamsReads:
                     return V("section", node.attr)
                 if node.attr == "seed":
                     return V("leaf", "seed")
-                if node.attr in ("models", "datasets"):
+                if node.attr in ("models", "datasets", "tasks"):
                     return V(node.attr, node.attr)
                 if node.attr in ("model", "dataset", "task"):
                     return V("method", extra=(owner, node.attr))

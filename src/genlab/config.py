@@ -32,6 +32,7 @@ class Field:
     below: float | None = None            # strictly < below
     maximum: float | None = None          # inclusive
     length: int | None = None             # for lists: exact length
+    item: type = float                    # for lists: the type of each item
     nullable: bool = False
     help: str = ""
 
@@ -48,7 +49,7 @@ class Field:
         if self.kind is list:
             if not isinstance(value, (list, tuple)) or (self.length and len(value) != self.length):
                 raise ParamsError(f"{key}: got {value!r}; expected {self.describe()}")
-            inner = Field(float, None, minimum=self.minimum, below=self.below)
+            inner = Field(self.item, None, minimum=self.minimum, below=self.below)
             return tuple(inner.check(f"{key}[{i}]", v) for i, v in enumerate(value))
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -81,7 +82,9 @@ class Field:
         if self.kind is dict:
             return "a mapping of names to strings" + (" or null" if self.nullable else "")
         if self.kind is list:
-            return f"a list of {self.length} numbers" if self.length else "a list of numbers"
+            items = "numbers" if self.item is float else "names"
+            return (f"a list of {self.length} {items}" if self.length else f"a list of {items}") + \
+                (" or null" if self.nullable else "")
         words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[self.kind]
         if self.positive:
             words += " > 0"
@@ -157,6 +160,9 @@ EVAL_FIELDS = {
     "kid_subset_size": Field(int, 1000, positive=True),
     "runtime": Field(str, "auto", choices=("auto", "torch", "onnxruntime"),
                      help="what runs the Inception graph; auto: onnxruntime for fp32 on CPU, torch otherwise"),
+    "metrics": Field(list, None, nullable=True, item=str,
+                     help="the registered metrics to compute (genlab.metrics.registry; checked by the evaluating "
+                          "stages); null: every metric that applies to the model"),
     "inception_weights": Field(str, None, nullable=True,
                                help="torch-fidelity's full Inception weights (.pth) for the Inception Score; "
                                     "null: look in torch's hub cache"),

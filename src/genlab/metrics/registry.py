@@ -143,6 +143,16 @@ def check_metrics(names: Iterable[str] | None) -> str | None:
     return None
 
 
+def require_valid_metrics(names: Iterable[str] | None) -> None:
+    """`eval.metrics` checked against the registry at a stage's edge: a ParamsError (exit code 2, one
+    line) for an unknown name."""
+    from genlab.config import ParamsError
+
+    error = check_metrics(names)
+    if error:
+        raise ParamsError(error)
+
+
 def applicable(kinds: Iterable[str], names: Iterable[str] | None = None) -> list[Metric]:
     """The metrics computed for a model of these kinds: those of `names` (all when None) that apply."""
     kinds = set(kinds)
