@@ -228,9 +228,13 @@ def test_report_lists_every_model_and_the_reference(project):
 
     repo = project["repo"]
     board = pd.read_csv(repo / "reports" / "leaderboard.csv")
-    assert list(board["dataset"].drop_duplicates()) == list(DATASETS)  # one section per dataset, in order
+    # one section per dataset, then per task, in order
+    assert list(board["dataset"].drop_duplicates()) == [*DATASETS, *TASKS]
     sections = board.groupby("dataset")["model"].apply(set).to_dict()
-    assert sections == {"fashion-mnist": set(MODEL_TYPES) | {"reference"}, "lfw": set(FACES) | {"reference"}}
+    assert sections == {"fashion-mnist": set(NOISE_TYPES) | {"reference"}, "lfw": set(FACES) | {"reference"},
+                        **{t: {m for m, task in TRANSLATION.items() if task == t} | {"identity"} for t in TASKS}}
+    firsts = board.groupby("dataset", sort=False)["model"].first().to_dict()
+    assert firsts == {**{d: "reference" for d in DATASETS}, **{t: "identity" for t in TASKS}}  # the baseline leads
     assert (board["status"] == "ok").all()
     for dataset in DATASETS:
         reference = read_record(repo / "metrics" / f"reference-{dataset}.json")
@@ -238,6 +242,43 @@ def test_report_lists_every_model_and_the_reference(project):
         assert reference["fid"]["real_split"] == f"{dataset}/test"
     page = (repo / "reports" / "index.html").read_text()
     assert "../samples/dcgan.png" in page and "curves/dcgan.png" in page
+
+
+def test_image_to_image_models_translate_their_tasks_and_are_scored_for_it(project):
+    import h5py
+
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    cycle = {"cyclegan", "discogan", "dualgan"}
+    for name, task in TRANSLATION.items():
+        cls = MODEL_TYPES[name]
+        with h5py.File(repo / "samples" / f"{name}.h5") as f:
+            info = json.loads(f.attrs["info"])
+            assert info["translation"] and info["task"] == task, name
+            assert f["images"].shape == f["targets"].shape and len(f["inputs"]) == 12, name
+            assert ("reconstructions" in f) == (name in cycle) and ("task_predictions" in f) == (name == "pixelda")
+        record = read_record(repo / "metrics" / f"{name}.json")
+        assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == f"{task}/test", name
+        numbers = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        paired = cls.paired is True
+        assert ("psnr" in numbers and "ssim" in numbers and "l1" in numbers) == paired, (name, numbers)
+        if paired:
+            assert 0 < numbers["psnr"] < 60 and -1 <= numbers["ssim"] <= 1 and 0 <= numbers["l1"] <= 1, name
+        assert ("cycle_l1" in numbers) == (name in cycle), name
+        assert ("task_accuracy" in numbers) == (name == "pixelda"), name
+        run = client.get_run(json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"])
+        assert client.get_experiment(run.info.experiment_id).name == task  # one MLflow experiment per task
+        assert {"loss_g", "loss_d", "real_score", "fake_score"} <= set(run.data.metrics), name
+        assert run.data.metrics["fid"] == numbers["fid"]
+        assert (repo / "samples" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    srgan = client.get_run(json.loads((repo / "models" / "srgan" / "mlflow_run.json").read_text())["run_id"])
+    assert srgan.data.params["model.content_features_used"].startswith("dataset classifier conv block 2 (sr4.pt")
+    identity = json.loads((repo / "metrics" / "reference-fm-m.json").read_text())
+    assert 0 <= identity["task_accuracy"] <= 1  # PixelDA's comparison: the source-only classifier
+    inpaint = json.loads((repo / "metrics" / "reference-inpaint.json").read_text())
+    assert inpaint["psnr"] > 0 and "cycle_l1" not in inpaint
+    features = read_record(repo / "metrics" / "reference-inpaint.json")["fid"]
+    assert features["real_split"] == "inpaint/test"
 
 
 def test_runs_show_as_model_training_with_dataset_and_source_in_the_mlflow_ui(project):

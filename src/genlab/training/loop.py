@@ -66,12 +66,15 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(params: Params, model_name: str, data_hash: str) -> str:
-    """What a checkpoint must match to be resumed: the model's spec, seed, data and train options."""
+def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict | None = None) -> str:
+    """What a checkpoint must match to be resumed: the model's spec, seed, data and train options, and
+    what the model prepared from the stage's other inputs (SRGAN: the content features' file digest)."""
     spec = params.models[model_name].flat()
     data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
     keys = {"spec": spec, "seed": params.seed, "data": data, "data_hash": data_hash,
             "train": {k: params.train[k] for k in ("device", "precision")}}
+    if prepared:
+        keys["prepared"] = prepared
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -165,7 +168,7 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     grid_fixture = model.grid_fixture(params.train["grid_size"], params.seed, data)
 
     # -- resume or start -----------------------------------------------------------------
-    fp = fingerprint(params, model_name, data_hash)
+    fp = fingerprint(params, model_name, data_hash, used)
     ckpt_path = out_dir / CHECKPOINT
     start_epoch, history = 0, []
     run = None
