@@ -68,6 +68,7 @@ def tiny_params(models: dict) -> dict:
         "seed": 0,
         "data": {"dataset": "fashion-mnist", "train_limit": 192},
         "datasets": {"fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}}},
+        "tasks": {},  # dvc.yaml's task stages iterate over it: the key must be there, empty or not
         "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 16},
         "sample": {"num_samples": 12, "batch_size": 12, "grid_size": 10},
         "evaluator": {"epochs": 1, "batch_size": 64, "lr": 0.001, "train_limit": 512},
