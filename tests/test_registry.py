@@ -105,15 +105,44 @@ def test_noise_to_image_records_are_those_of_the_code_before_the_registry(tmp_pa
             assert len(entry) > len(get_metric(name).numbers) or entry.get("reason"), name
 
 
+def _kinds_of(name: str, params) -> set[str]:
+    """The kinds of model a committed record was evaluated as, from the default params: a model's
+    type and task, or a baseline's dataset (reference) or task (identity: no reconstructions)."""
+    from genlab.models import MODEL_TYPES
+
+    if name.startswith("reference-"):
+        source, cycle = name.removeprefix("reference-"), False
+        if source in params.datasets:
+            return {registry.NOISE}
+    else:
+        spec = params.models[name]
+        cls = MODEL_TYPES[spec.type]
+        if not cls.translation:
+            return {registry.NOISE}
+        source, cycle = spec.dataset, cls.cycle
+    task = params.tasks[source]
+    return ({registry.TRANSLATION} | ({registry.PAIRED} if task.paired else set())
+            | ({registry.CYCLE} if cycle else set()) | ({registry.ADAPTATION} if task.source_labels else set()))
+
+
 def test_committed_default_run_records_have_the_registry_structure():
     """The default run's committed records (metrics/*.protocol.json): their metrics files are exactly
-    the registry's numbers of their records, and every record key is a registered metric."""
+    the registry's numbers of their records, and their keys are the registered metrics that apply to
+    the model (noise-to-image, or translation on its task)."""
+    from genlab.config import load_params
+
     root = Path(__file__).parents[1] / "metrics"
+    params = load_params(root.parent / "params.yaml")
     models = [p for p in sorted(root.glob("*.protocol.json")) if not p.name.startswith("evaluator-")]
     if not models:
         pytest.skip("no committed metrics files")
+    kinds_seen = set()
     for path in models:
         record = json.loads(path.read_text())
         numbers = json.loads(path.with_name(path.name.replace(".protocol.json", ".json")).read_text())
         assert registry.metric_numbers(record) == numbers, path.name
-        assert sorted(set(record) - {"model", "train_precision"}) == sorted(NOISE_METRICS), path.name
+        kinds = _kinds_of(path.name.removesuffix(".protocol.json"), params)
+        kinds_seen |= kinds
+        expected = [m.name for m in registry.applicable(kinds)]
+        assert sorted(set(record) - {"model", "train_precision"}) == sorted(expected), path.name
+    assert kinds_seen == set(registry.KINDS)  # the default run has a model of every kind
