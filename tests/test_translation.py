@@ -316,3 +316,39 @@ def test_every_translation_type_is_registered_with_its_paper():
     for kind in TRANSLATION_TYPES:
         cls = MODEL_TYPES[kind]
         assert cls.translation and "20" in (cls.__doc__ or ""), kind
+
+
+# --------------------------------------------------------------------------- a task's real-data side
+def test_task_features_reuse_the_datasets_where_the_targets_are_its_images(packed, task_files, tmp_path, monkeypatch):
+    from genlab.metrics import evaluate
+    from genlab.metrics.features import load_features, save_features
+    from genlab.metrics.tasks import task_features
+
+    cfg = {"num_real": 16, "batch_size": 8, "precision": "fp32", "device": "cpu", "runtime": "auto"}
+    dataset_features = tmp_path / "fashion-mnist-test-n16.h5"
+    feats = np.random.default_rng(0).normal(size=(16, 2048)).astype(np.float32)
+    save_features(dataset_features, feats, {"N": 16, "dataset": "fashion-mnist", "split": "test", "precision": "fp32",
+                                            "runtime": evaluate.eval_settings(cfg)[2], "extractor": "x"})
+    protocol = task_features(task_files["sr4"], packed, dataset_features, tmp_path / "sr4.h5", cfg)
+    reused, saved = load_features(tmp_path / "sr4.h5")
+    assert np.array_equal(reused, feats) and saved == protocol
+    assert protocol["dataset"] == "sr4" and protocol["same_images_as"] == "fashion-mnist/test (features reused)"
+    computed = []
+    monkeypatch.setattr(evaluate, "compute_real_features", lambda *args: computed.append(args) or {"computed": True})
+    assert task_features(task_files["unpaired-edges"], packed, dataset_features, tmp_path / "u.h5", cfg) == {"computed": True}
+    assert computed[0][0] == task_files["unpaired-edges"]  # odd rows: other images, their own features
+
+
+def test_task_classifier_is_the_datasets_copied_or_none_for_a_new_domain(task_files, classifier_file, tmp_path):
+    from genlab.metrics.classifier import load_classifier
+    from genlab.metrics.features import load_features
+    from genlab.metrics.tasks import task_evaluator
+
+    record = task_evaluator(task_files["inpaint"], classifier_file, tmp_path / "w.pt", tmp_path / "f.h5")
+    assert (tmp_path / "w.pt").read_bytes() == classifier_file.read_bytes()
+    assert record["classifier"] == "fashion-mnist.pt (the dataset's, copied)" and 0 <= record["test_accuracy"] <= 1
+    assert load_features(tmp_path / "f.h5")[0].shape == (32, 128)
+    record = task_evaluator(task_files["fm-m"], classifier_file, tmp_path / "w2.pt", tmp_path / "f2.h5")
+    assert "classifier" not in record and record["test_accuracy"] is None and "blend" in record["reason"]
+    model, meta = load_classifier(tmp_path / "w2.pt")
+    assert model is None and meta["reason"] == record["reason"]

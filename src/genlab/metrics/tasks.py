@@ -35,9 +35,9 @@ def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path
     images, labels = read_split(task_path, "test")
     classifier, meta = load_classifier(dataset_classifier)
     protocol = {"extractor": CLASSIFIER_EXTRACTOR, "precision": "fp32", "dataset": info["dataset"], "split": "test"}
-    record = {"dataset": info["dataset"], "classifier": f"{dataset_classifier.name} (the dataset's, copied)",
-              "test_images": int(len(images))}
+    record = {"dataset": info["dataset"], "test_images": int(len(images))}
     if classifier is not None and kind.targets_are_source:
+        record["classifier"] = f"{dataset_classifier.name} (the dataset's, copied)"
         write_bytes_atomic(weights_path, Path(dataset_classifier).read_bytes())
         feats, logits = predict(classifier, torch.from_numpy(images))
         save_features(features_path, feats.numpy(), {**protocol, "N": int(len(feats))})
