@@ -347,3 +347,22 @@ def _patch_zip_size(data: bytes, member: str, size: int) -> bytes:
                 struct.pack_into("<I", patched, start + offset, size)
             start += 4
     return bytes(patched)
+
+
+def packed_bars(raw_dir, out_path, counts: tuple[int, int], *, noise: int, rows: tuple[int, int],
+                cols: tuple[int, int], value: int):
+    """A packed Fashion-MNIST-shaped file (train, test counts) whose class k is a bright bar at rows
+    2k + rows[0] .. 2k + rows[1] over `cols`, on uniform noise below `noise`; returns `out_path`."""
+    from genlab.data.hdf5 import pack_dataset
+    from genlab.data.sources import default_preprocessing
+
+    rng = np.random.default_rng(0)
+    for prefix, n in zip(("train", "t10k"), counts):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, noise, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            images[i, 2 * k + rows[0]: 2 * k + rows[1], cols[0]:cols[1]] = value
+        (raw_dir / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(images))
+        (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    pack_dataset("fashion-mnist", raw_dir, out_path, default_preprocessing("fashion-mnist"))
+    return out_path

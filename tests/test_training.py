@@ -9,27 +9,16 @@ import torch
 
 from genlab.config import parse_params
 from genlab.data.hdf5 import pack_dataset
-from genlab.data.sources import default_preprocessing
-from genlab.data.idx import encode_idx
 from genlab.training import loop
 from genlab.training.loop import TrainingDiverged, train_model
+from miniatures import packed_bars
 
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     """128 train / 32 test images of Fashion-MNIST's shape: class k is a bar at row 2k."""
-    raw = tmp_path_factory.mktemp("raw")
-    rng = np.random.default_rng(0)
-    for split, n, prefix in (("train", 128, "train"), ("test", 32, "t10k")):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            images[i, 2 * k + 4: 2 * k + 7, 4:24] = 255
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(images))
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
-    out = tmp_path_factory.mktemp("packed") / "fashion-mnist.h5"
-    pack_dataset("fashion-mnist", raw, out, default_preprocessing("fashion-mnist"))
-    return out
+    return packed_bars(tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("packed") / "fashion-mnist.h5",
+                       (128, 32), noise=40, rows=(4, 7), cols=(4, 24), value=255)
 
 
 @pytest.fixture(autouse=True)

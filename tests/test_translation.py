@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from genlab.config import ParamsError, parse_params
-from genlab.data.hdf5 import pack_dataset, read_info, read_inputs, read_split
-from genlab.data.idx import encode_idx
-from genlab.data.sources import default_preprocessing
+from genlab.data.hdf5 import read_info, read_inputs, read_split
 from genlab.data.tasks import downsample, edge_maps, mask_box, photographs
 from genlab.models import MODEL_TYPES, build_model
 from genlab.training.data import open_train_data
+from miniatures import packed_bars
 
 TRANSLATION_TYPES = ("pix2pix", "cyclegan", "discogan", "dualgan", "srgan", "ccgan", "pixelda")
 TASKS = {
@@ -47,18 +46,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     """96 train / 32 test garment-like images: a bright block whose row gives the class."""
-    raw = tmp_path_factory.mktemp("raw")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 96), ("t10k", 32)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 30, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            images[i, 2 * k + 2: 2 * k + 10, 6:22] = 200
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(encode_idx(images))
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
-    out = tmp_path_factory.mktemp("packed") / "fashion-mnist.h5"
-    pack_dataset("fashion-mnist", raw, out, default_preprocessing("fashion-mnist"))
-    return out
+    return packed_bars(tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("packed") / "fashion-mnist.h5",
+                       (96, 32), noise=30, rows=(2, 10), cols=(6, 22), value=200)
 
 
 def params(models=None, tasks=None, **top):
