@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from genlab.errors import GenlabError
+from genlab.io import load_yaml
 
 STAGE_KINDS = ("train", "sample", "evaluate")
 
@@ -82,7 +83,7 @@ def read_lineage(client, run) -> RunLineage:
 def lock_at(root: Path, commit: str) -> dict[str, Any]:
     text = git(root, "show", f"{commit}:dvc.lock", check=False)
     try:
-        return (yaml.safe_load(text) or {}).get("stages") or {}
+        return (load_yaml(text) or {}).get("stages") or {}
     except yaml.YAMLError:
         return {}
 

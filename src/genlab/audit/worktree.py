@@ -91,9 +91,9 @@ class Worktree:
         self.dvc("repro", "--force", "--single-item", "--no-run-cache", "--no-commit", *stages)
 
     def lock(self) -> dict[str, Any]:
-        import yaml
+        from genlab.io import load_yaml
 
-        return (yaml.safe_load((self.path / "dvc.lock").read_text()) or {}).get("stages") or {}
+        return (load_yaml((self.path / "dvc.lock").read_text()) or {}).get("stages") or {}
 
 
 def _tail(proc: subprocess.CompletedProcess, n: int = 3000) -> str:

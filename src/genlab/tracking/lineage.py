@@ -179,8 +179,10 @@ def locked_outputs(root: Path) -> set[str]:
     """Every output dvc.lock lists now: `dvc repro` writes each stage's entry as the stage ends."""
     import yaml
 
+    from genlab.io import load_yaml
+
     try:
-        lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
+        lock = load_yaml((root / "dvc.lock").read_text()) or {}
     except (OSError, yaml.YAMLError):
         return set()
     return {out["path"] for entry in (lock.get("stages") or {}).values() for out in entry.get("outs", [])}
