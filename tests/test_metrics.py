@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from genlab.metrics import (
@@ -83,6 +84,26 @@ def test_onnxruntime_matches_torchscript_and_repeats_exactly(clean_images, featu
     assert np.array_equal(ort_feats, features["clean"][:4])  # same runtime, same bytes
     # Two runtimes of one graph: equal up to float32 summation order (measured max ~6e-6 of values ~6).
     np.testing.assert_allclose(ort_feats, torch_feats, rtol=0, atol=1e-4)
+
+
+def test_the_saved_optimized_onnx_graph_gives_the_features_of_a_freshly_optimized_one(tmp_path, monkeypatch,
+                                                                                     clean_images):
+    import onnxruntime
+
+    from genlab.metrics import inception
+
+    real = inception.optimized_onnx_path(onnxruntime.__version__)  # keyed by graph, ORT version and this CPU
+    assert real.parent == inception.onnx_path().parent and f"ort{onnxruntime.__version__}-cpu" in real.name
+    saved = tmp_path / "optimized.onnx"
+    monkeypatch.setattr(inception, "optimized_onnx_path", lambda version: saved)
+    x = torch.from_numpy(clean_images[:2]).float().expand(-1, 3, -1, -1)
+    x = torch.nn.functional.interpolate(x, size=(299, 299)) / 128 - 1
+    fresh = inception._OnnxRunner()  # optimizes the exported graph and saves the result
+    assert saved.stat().st_size > 0 and not list(tmp_path.glob(".*.tmp"))
+    loaded = inception._OnnxRunner()  # loads the saved graph, optimizations off
+    options = loaded.session.get_session_options()
+    assert options.graph_optimization_level == onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    assert torch.equal(fresh(x), loaded(x))
 
 
 def test_runtime_resolution():
