@@ -11,7 +11,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from genlab.tracking.store import experiment_page
 from projects import BIN
 
 

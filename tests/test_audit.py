@@ -173,7 +173,7 @@ def test_run_from_uncommitted_code_cannot_pass(origin):
     repo = clone(origin, "uncommitted-code")
     module = repo / "src" / "genlab" / "models" / "__init__.py"
     module.write_text(module.read_text() + "# an edit that is never committed\n")
-    dvc(repo, "repro", "-q", f"evaluate@gan", MLFLOW_TRACKING_URI=origin["store"])
+    dvc(repo, "repro", "-q", "evaluate@gan", MLFLOW_TRACKING_URI=origin["store"])
     run_id = json.loads((repo / "models" / "gan" / "mlflow_run.json").read_text())["run_id"]
     assert run_id != origin["runs"]["gan"]
     assert client(origin).get_run(run_id).data.tags["git.dirty"] == "True"

@@ -49,7 +49,7 @@ TASKS = {"inpaint": {"dataset": "fashion-mnist", "kind": "inpainting", "mask": 1
 TRANSLATION = {"pix2pix": "inpaint", "ccgan": "inpaint", "cyclegan": "edges-unpaired", "discogan": "edges-unpaired",
                "dualgan": "edges-unpaired", "srgan": "sr4", "pixelda": "fm-m"}
 TINY_TRANSLATION = {"epochs": 2, "batch_size": 16, "steps_per_epoch": 4, "width": 8}
-PER_TASK = ("task", "task_evaluator", "task_features", "baseline")
+PER_TASK = ("task", "task_reference")
 
 
 FACES = {"dcgan_faces": {"type": "dcgan", "dataset": "lfw", **TINY_MODEL, **TINY_OVERRIDES},

@@ -10,8 +10,9 @@ import pytest
 
 from evalfiles import EVAL_CFG, EVALUATOR_CFG, prepare, write_packed, write_translation_samples
 from genlab.data.hdf5 import read_inputs, read_split
+from genlab.data.tasks import to_target_geometry
 from genlab.metrics import translation
-from genlab.metrics.evaluate import (evaluate, evaluate_identity, is_task_file, metric_numbers, mlflow_metrics,
+from genlab.metrics.evaluate import (evaluate, evaluate_identity, metric_numbers, mlflow_metrics,
                                      samples_context)
 from genlab.metrics.registry import get_metric
 
@@ -89,10 +90,9 @@ def test_a_paired_samples_file_without_targets_names_what_is_missing(task):
 
 
 def test_identity_baseline_scores_the_inputs_brought_to_the_targets_geometry(task):
-    assert is_task_file(task["path"])
     record = evaluate_identity(task["path"], N, task["real"], task["evaluator"], EVAL_CFG, EVALUATOR_CFG, seed=0)
     assert set(record) == GENERATIVE | {"psnr", "ssim", "l1", "task_accuracy"}
-    identity = translation.to_target_geometry(task["inputs"], (3, 28, 28))
+    identity = to_target_geometry(task["inputs"], (3, 28, 28))
     assert record["psnr"]["value"] == pytest.approx(translation.psnr(identity, task["targets"]))
     assert record["l1"]["value"] == pytest.approx(translation.l1(identity, task["targets"]))
     assert "identity" in record["psnr"]["compared"] and record["fid"]["n_fake"] == N
@@ -103,6 +103,3 @@ def test_identity_baseline_scores_the_inputs_brought_to_the_targets_geometry(tas
     again = evaluate_identity(task["path"], N, task["real"], task["evaluator"], EVAL_CFG, EVALUATOR_CFG, seed=0)
     assert json.dumps(again, sort_keys=True) == json.dumps(record, sort_keys=True)
 
-
-def test_a_plain_dataset_is_not_a_task(tmp_path):
-    assert not is_task_file(write_packed(tmp_path / "plain.h5", "plain", n_train=4, n_test=4))

@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from genlab.config import parse_params
 from genlab.models import MODEL_TYPES, build_model

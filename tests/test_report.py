@@ -2,7 +2,6 @@
 reference row, or one model's metrics missing."""
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest

@@ -199,6 +199,8 @@ def test_translate_shape_range_and_one_step_changes_every_network(kind, task_fil
     out = model.translate_images(images[0])
     assert out["images"].shape == (8, *model.image_shape) and 0 <= out["images"].min() <= out["images"].max() <= 1
     assert ("reconstructions" in out) == model.cycle
+    # `classifies` says whether it has a task classifier (what the sample stage asks), and it is right
+    assert (model.classify(model.to_input(images[1][:2])) is not None) == model.classifies == (kind == "pixelda")
     before = {name: [p.detach().clone() for p in getattr(model, name).parameters()] for name in NETWORKS[kind]}
     optimizers = model.configure_optimizers()
     model.train()

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from genlab.metrics.translation import l1, psnr, ssim, ssim_per_image, to_target_geometry
+from genlab.data.tasks import to_target_geometry
+from genlab.metrics.translation import l1, psnr, ssim, ssim_per_image
 
 
 def noisy_pair(shape=(3, 3, 32, 30), sigma=30.0, seed=0):

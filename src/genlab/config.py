@@ -297,20 +297,20 @@ def _task_config(name: str, raw: Any, datasets: Mapping[str, DatasetConfig]) -> 
                           f"`datasets:`): {', '.join(datasets)}")
     data = datasets[values["dataset"]]
     settings = {k: v for k, v in values.items() if k not in TASK_COMMON}
-    if kind == "own":
+    if spec.uses_dataset_inputs:
         from genlab.data.sources import DATASETS
 
         paired = DATASETS[data.name].paired
         if paired is None:
             own = ", ".join(n for n, d in DATASETS.items() if d.paired is not None)
             raise ParamsError(f"{prefix}.dataset: got {data.name!r}, which has no pairs or second domain of its own; "
-                              f"kind own needs one of: {own}")
+                              f"kind {kind} needs one of: {own}")
         settings["paired"] = paired
     problem = spec.problem(settings, data.image_shape)
     if problem:
         key = next(iter(spec.fields), "kind")
         raise ParamsError(f"{prefix}.{key}: {problem}")
-    if spec.source_labels and kind != "own" and data.num_classes < 1:
+    if spec.needs_labels and data.num_classes < 1:
         raise ParamsError(f"{prefix}.kind: {kind} keeps the inputs' class labels and dataset {data.name} has none; "
                           f"use a labelled dataset")
     return TaskConfig(name=name, dataset=data.name, kind=kind, settings=settings, paired=spec.paired(settings),

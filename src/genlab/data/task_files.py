@@ -10,7 +10,7 @@ import numpy as np
 
 from genlab.data.formats import SPLITS
 from genlab.data.hdf5 import FORMAT_VERSION, create_file, read_info, read_inputs, read_split, write_arrays
-from genlab.data.tasks import TASK_KINDS, own_arrays, photographs
+from genlab.data.tasks import TASK_KINDS
 from genlab.io import atomic_path
 
 
@@ -20,16 +20,14 @@ def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: 
     spec = TASK_KINDS[kind]
     md5 = hashlib.md5(Path(source_path).read_bytes()).hexdigest()
     record = {"name": name, "kind": kind, "dataset": info["dataset"], **dict(settings),
-              "source_md5": md5, "derivation": spec.description}
-    if kind == "blend":
-        record["photographs_sha256"] = photographs()[1]
+              "source_md5": md5, "derivation": spec.description, **spec.provenance()}
     counts = {}
     with atomic_path(out_path) as tmp, create_file(tmp) as f:
         for i, split in enumerate(SPLITS):
             images, labels = read_split(source_path, split)
-            if kind == "own":
+            if spec.uses_dataset_inputs:
                 inputs, input_labels = read_inputs(source_path, split)
-                arrays = own_arrays(images, labels, settings, 0, inputs=inputs, input_labels=input_labels)
+                arrays = spec.derive(images, labels, settings, 0, inputs=inputs, input_labels=input_labels)
             else:
                 arrays = spec.derive(images, labels, settings, settings.get("seed", 0) + i)
             if not spec.source_labels:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -46,6 +45,11 @@ class TaskKind:
     source_labels: bool = False   # inputs keep their labels (domain adaptation)
     targets_are_source: bool = True  # targets are the dataset's own images (its classifier judges them)
     description: str = ""
+    needs_labels: bool = False    # the dataset must be labelled (its labels become the inputs')
+    # Derived from the dataset's own inputs (a paired or two-domain dataset as published): `derive` gets them
+    # as `inputs=`/`input_labels=`, and the pairing is the dataset's (genlab.data.sources).
+    uses_dataset_inputs: bool = False
+    provenance: Callable[[], Mapping[str, Any]] = lambda: {}  # what the task file records beyond the settings
 
 
 TASK_KINDS: dict[str, TaskKind] = {}
@@ -190,7 +194,8 @@ def _derive_blend(images, labels, settings, seed):
 
 _register(TaskKind(
     "blend", paired=lambda s: False, input_shape=_same, target_shape=lambda s, shape: (3, *shape[1:]),
-    problem=_no_problem, derive=_derive_blend, source_labels=True, targets_are_source=False,
+    problem=_no_problem, derive=_derive_blend, source_labels=True, targets_are_source=False, needs_labels=True,
+    provenance=lambda: {"photographs_sha256": photographs()[1]},
     fields={"seed": Field(int, 0, minimum=0, help="seed of the photo patches' choice and position")},
     description="labelled images -> |image - photo patch| in colour, unpaired (MNIST-M, PixelDA)"))
 
@@ -202,5 +207,21 @@ def own_arrays(images, labels, settings, seed, *, inputs=None, input_labels=None
 
 _register(TaskKind(
     "own", paired=lambda s: s["paired"], input_shape=_same, target_shape=_same, problem=_no_problem,
-    derive=own_arrays, fields={}, source_labels=True,
+    derive=own_arrays, fields={}, source_labels=True, uses_dataset_inputs=True,
     description="the dataset's own pairs or two domains, as published (facades, edges2shoes, apple2orange)"))
+
+
+def to_target_geometry(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """uint8 (n, C', H', W') -> (n, C, H, W): nearest-neighbour resampling to H x W (row i takes source row
+    floor(i H' / H), as torch's "nearest": a plain repeat for integer factors), and a grey image
+    replicated to C channels. Inputs shown or scored next to targets of another geometry (4x-smaller SR
+    inputs, grey PixelDA sources): the identity baseline's output, the source-only classifier's input and
+    the input row of a translation grid."""
+    channels, height, width = shape
+    n, c, h, w = images.shape
+    if c != channels and c != 1:
+        raise ValueError(f"inputs have {c} channels, targets {channels}; only grey inputs "
+                         f"are replicated to the targets' channels")
+    rows, cols = np.arange(height) * h // height, np.arange(width) * w // width
+    out = images[:, :, rows][:, :, :, cols]
+    return np.ascontiguousarray(np.broadcast_to(out, (n, channels, height, width)))

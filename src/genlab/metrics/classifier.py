@@ -99,7 +99,7 @@ def source_only_predictions(data_path: Path, *, epochs: int, batch_size: int, lr
     (train `inputs` + `input_labels`, brought to the targets' geometry as the identity baseline's
     outputs are), then applied to every test target image. (predictions, test labels, what it was)."""
     from genlab.data.hdf5 import read_inputs
-    from genlab.metrics.translation import to_target_geometry
+    from genlab.data.tasks import to_target_geometry
 
     info = read_info(data_path)
     inputs, input_labels = read_inputs(data_path, "train", limit=limit)

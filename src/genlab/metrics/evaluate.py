@@ -82,12 +82,6 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
     return {"dataset": info["dataset"], **record}
 
 
-def is_task_file(data_path: Path) -> bool:
-    """Whether a packed file is an image-to-image task's (it has inputs): its baseline is the identity."""
-    info = read_info(data_path)
-    return info["task"] is not None or info["input_shape"] is not None
-
-
 def evaluate_reference(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
                        cfg: Mapping[str, Any], seed: int) -> dict:
     """Real against real: the first n *train* images, with their true labels, scored like a model's
@@ -102,7 +96,7 @@ def evaluate_identity(data_path: Path, n: int, real_features_path: Path, evaluat
     targets' size, grey replicated to their channels), scored like a translation model's outputs; for a
     domain-adaptation task (inputs with labels) also the task accuracy of a source-only classifier."""
     from genlab.metrics.classifier import source_only_predictions
-    from genlab.metrics.translation import to_target_geometry
+    from genlab.data.tasks import to_target_geometry
 
     info = read_info(data_path)
     targets, _ = read_split(data_path, REAL_SPLIT, limit=n)

@@ -11,7 +11,7 @@ Where a task's targets are its dataset's own images (edges, super-resolution, in
 dataset's own pairs), the dataset's classifier judges them: it is copied byte for byte as the
 task's classifier and its features of the task's test targets are cached. A blend task's targets
 are a new colour domain no classifier was trained on: the task gets none, with the reason (its
-baseline@ stage trains PixelDA's source-only comparison, genlab.metrics.evaluate.evaluate_identity).
+task_reference@ stage trains PixelDA's source-only comparison, genlab.metrics.evaluate.evaluate_identity).
 """
 from __future__ import annotations
 

@@ -84,17 +84,3 @@ def ssim_per_image(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def ssim(outputs: np.ndarray, targets: np.ndarray) -> float:
     """Mean SSIM over images (see ssim_per_image)."""
     return float(ssim_per_image(outputs, targets).mean())
-
-
-def to_target_geometry(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """uint8 (n, C', H', W') -> (n, C, H, W): nearest-neighbour resampling to H x W (row i takes source row
-    floor(i H' / H), as torch's "nearest": a plain repeat for integer factors), and a grey image
-    replicated to C channels. The identity baseline's output, and the source-only classifier's input."""
-    channels, height, width = shape
-    n, c, h, w = images.shape
-    if c != channels and c != 1:
-        raise ValueError(f"identity baseline: inputs have {c} channels, targets {channels}; only grey inputs "
-                         f"are replicated to the targets' channels")
-    rows, cols = np.arange(height) * h // height, np.arange(width) * w // width
-    out = images[:, :, rows][:, :, :, cols]
-    return np.ascontiguousarray(np.broadcast_to(out, (n, channels, height, width)))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from genlab.config import Field
-from genlab.models.base import BETAS, LATENT, GenerativeModel, init_dcgan_weights, register_model
+from genlab.models.base import LATENT, GenerativeModel, init_dcgan_weights, register_model
 from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator,
                                     conv_shape_problem)
 from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wgan_gp_penalty

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.config import Field, TaskConfig
+from genlab.data.tasks import to_target_geometry
 from genlab.models.base import BETAS, GenerativeModel, register_model
 from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, SRResNet, TaskClassifier, UNet,
                                           halvings)
@@ -42,17 +43,6 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.step()
 
 
-def match_display(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Images resized (nearest) to `shape`'s side and grey repeated to its channels, for showing or
-    scoring inputs next to targets of another size (4x-smaller SR inputs, grey PixelDA sources)."""
-    c, h, w = shape
-    if images.shape[-2:] != (h, w):
-        images = images.repeat_interleave(h // images.shape[-2], -2).repeat_interleave(w // images.shape[-1], -1)
-    if images.shape[1] != c:
-        images = images.expand(-1, c, -1, -1)
-    return images
-
-
 class TranslationModel(GenerativeModel):
     """Base class: trains on a task's (input, target) batches; `translate` maps inputs to outputs."""
 
@@ -65,6 +55,8 @@ class TranslationModel(GenerativeModel):
     same_side: ClassVar[bool] = True
     #: Models whose inverse generator reconstructs the input (cycle-reconstruction error).
     cycle: ClassVar[bool] = False
+    #: Models with a task classifier of target-domain images (`classify`; task accuracy).
+    classifies: ClassVar[bool] = False
     defaults = {"lr": 2e-4}
 
     @classmethod
@@ -73,7 +65,6 @@ class TranslationModel(GenerativeModel):
         if cls.task_kinds is not None and task.kind not in cls.task_kinds:
             return f"it needs a task of kind {' or '.join(cls.task_kinds)}"
         if cls.paired is not None and task.paired != cls.paired:
-            want = "paired" if cls.paired else "unpaired"
             hint = " (an edges task with `paired: false`)" if not cls.paired else ""
             return f"it needs {'a paired' if cls.paired else 'an unpaired'} task{hint}"
         if cls.same_side and task.input_shape[1:] != task.image_shape[1:]:
@@ -134,7 +125,7 @@ def comparison_rows(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.
                     shape: tuple[int, int, int], per_row: int = GRID_COLUMNS) -> tuple[torch.Tensor, int]:
     """uint8 tiles for a grid of `per_row` columns: for each run of examples, a row of inputs, one of
     outputs and one of targets (input, output and target of one example stacked in a column)."""
-    inputs = match_display(inputs.to(outputs.device), shape)
+    inputs = torch.from_numpy(to_target_geometry(inputs.cpu().numpy(), shape)).to(outputs.device)
     targets = targets.to(outputs.device).expand(-1, shape[0], -1, -1)
     rows = []
     for start in range(0, len(outputs), per_row):
@@ -408,7 +399,7 @@ class SRGAN(TranslationModel):
             from genlab.torch_io import load_weights
 
             path = Path(resources["classifier"])
-            blob = load_weights(path, f"re-run `dvc repro task_evaluator@{path.stem}`", ("state_dict", "reason"))
+            blob = load_weights(path, f"re-run `dvc repro task_reference@{path.stem}`", ("state_dict", "reason"))
             if blob["state_dict"] is None:
                 raise ValueError(f"models.{self.spec.name}: no VGG19 weights and {path} has no classifier "
                                  f"({blob['reason']}); put torchvision's {VGG19_WEIGHTS} in {Path(vgg).parent}")
@@ -517,6 +508,7 @@ class PixelDA(TranslationModel):
     paired = False
     same_side = True
     task_kinds = ("blend",)
+    classifies = True
     hparam_fields = {"width": WIDTH, "betas": BETAS, "latent_dim": Field(int, 10, positive=True),
                      "residual_blocks": Field(int, 6, positive=True),
                      "lambda_adv": Field(float, 1.0, minimum=0.0), "lambda_task": Field(float, 0.1, minimum=0.0)}

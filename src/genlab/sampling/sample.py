@@ -50,7 +50,7 @@ def translate_samples(model, task_path: Path, n: int, batch_size: int, seed: int
             bar.update(len(chunk))
     out = {key: torch.cat(value) for key, value in parts.items()}
     out["inputs"], out["targets"] = torch.from_numpy(inputs[:n]), torch.from_numpy(targets[:n])
-    if model.classify(model.to_input(torch.from_numpy(targets[:1]).to(model.device))) is not None:
+    if model.classifies:
         all_targets = torch.from_numpy(targets)
         out["task_predictions"] = torch.cat([model.classify(model.to_input(c.to(model.device))).argmax(1).cpu()
                                              for c in all_targets.split(batch_size)])
