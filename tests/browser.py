@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from genlab.tracking.store import experiment_page  # noqa: F401  (re-exported for the tests)
 from projects import BIN
 
 
