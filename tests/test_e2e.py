@@ -27,7 +27,7 @@ from genlab.models import MODEL_TYPES
 from browser import chromium, experiment_page, fetch, mlflow_ui, rendered_dom, screenshot, visible_text
 from httpserver import FileServer
 from miniatures import lfw_archive
-from projects import MIRROR, env_for, make_project, ran_stages, tiny_params
+from projects import BIN, MIRROR, env_for, git, make_project, ran_stages, tiny_params
 from projects import dvc as project_dvc
 
 pytestmark = [
@@ -279,6 +279,25 @@ def test_image_to_image_models_translate_their_tasks_and_are_scored_for_it(proje
     assert inpaint["psnr"] > 0 and "cycle_l1" not in inpaint
     features = read_record(repo / "metrics" / "reference-inpaint.json")["fid"]
     assert features["real_split"] == "inpaint/test"
+
+
+def test_an_image_to_image_run_is_audited_and_retrained_byte_for_byte(project):
+    """`genlab audit` of a translation model: its task's stages and its own rebuilt from the commit."""
+    repo = project["repo"]
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "results")
+    run_id = json.loads((repo / "models" / "pix2pix" / "mlflow_run.json").read_text())["run_id"]
+    report = repo.parent / "audit-pix2pix.json"
+    proc = subprocess.run([str(BIN / "genlab"), "audit", run_id, "--retrain", "--json", str(report)], cwd=repo,
+                          env=env_for(repo, GENLAB_CACHE=str(repo.with_name(f"{repo.name}-genlab-cache"))),
+                          capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    checks = {c["check"]: c for c in json.loads(report.read_text())["checks"]}
+    assert checks["rebuilt samples/pix2pix.h5"]["verdict"] == "match", output
+    assert checks["retrained models/pix2pix/model.pt (md5)"]["verdict"] == "match", output
+    assert {"metric fid", "metric psnr", "metric ssim"} <= set(checks), sorted(checks)
+    assert all(c["verdict"] == "match" for name, c in checks.items() if name.startswith("metric ")), output
 
 
 def test_runs_show_as_model_training_with_dataset_and_source_in_the_mlflow_ui(project):
