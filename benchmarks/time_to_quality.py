@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from anchor_loop import _anchor_loader, _anchor_steps, _genlab_steps
 from genlab.config import load_params
@@ -138,7 +139,8 @@ def main() -> None:
         loader = _anchor_loader(args.idx, Path(tmp), (ANCHOR_SIDE, ANCHOR_SIDE), 64, 0)
         anchor = AnchorDCGAN(device)
         start = time.perf_counter()
-        for x, _, report in _anchor_steps(loader, device, anchor_steps):
+        for x, _, report in tqdm(_anchor_steps(loader, device, anchor_steps), total=anchor_steps,
+                                 desc="PyTorch-GAN dcgan.py", unit="step", dynamic_ncols=True):
             report(anchor.training_step(x))
         anchor_s = time.perf_counter() - start
         target = fid_of(anchor.samples(n), real)
