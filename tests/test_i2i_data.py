@@ -4,6 +4,7 @@ into the paired / two-domain layout."""
 import dataclasses
 import gzip
 import hashlib
+import inspect
 import io
 import json
 import pickle
@@ -28,6 +29,8 @@ from genlab.data.hdf5 import pack_dataset, read_info, read_inputs, read_split
 from genlab.data.idx import read_idx
 from genlab.data.preprocess import PreprocessingError
 from genlab.data.sources import DATASETS, default_preprocessing
+from genlab.data.task_files import derive_task
+from genlab.data.tasks import TASK_KINDS, edge_maps
 
 SIDE = 64  # miniature half side; packed at 32 to exercise the resize of both halves
 COUNTS = {
@@ -231,6 +234,46 @@ def test_two_domain_file_holds_both_domains_unpaired(packed):
         assert len(inputs) == COUNTS["apple2orange"][f"{split}A"] != len(images)
         # apples (A, inputs) are red discs, oranges (B, images) orange: more green in the oranges
         assert inputs[:, 1].mean() + 20 < images[:, 1].mean()
+
+
+# --------------------------------------------------------------------------- tasks on these datasets
+def _task(dataset: str, kind: str, packed, out: Path, **settings) -> Path:
+    """Derive task `kind` of `dataset` as the task@ stage does (settings validated by params)."""
+    params = parse_params({"data": {"dataset": dataset}, "datasets": {dataset: {}},
+                           "tasks": {"t": {"dataset": dataset, "kind": kind, **settings}},
+                           "models": {"dcgan": {"type": "dcgan"}}}, models=False)
+    derive_task("t", kind, params.tasks["t"].settings, packed[dataset][1], out)
+    return out
+
+
+@pytest.mark.parametrize("dataset", ["facades", "apple2orange"])
+def test_own_task_is_the_datasets_own_inputs_and_targets(packed, tmp_path, dataset):
+    source = packed[dataset][1]
+    path = _task(dataset, "own", packed, tmp_path / "own.h5")
+    assert read_info(path)["paired"] is DATASETS[dataset].paired
+    for split in ("train", "test"):
+        for read in (read_split, read_inputs):
+            for got, expected in zip(read(path, split), read(source, split)):
+                assert (got is None and expected is None) or np.array_equal(got, expected)
+
+
+def test_kinds_that_make_their_inputs_ignore_the_datasets_own(packed, tmp_path):
+    path = _task("facades", "edges", packed, tmp_path / "edges.h5")
+    images, _ = read_split(packed["facades"][1], "train")
+    np.testing.assert_array_equal(read_inputs(path, "train")[0], edge_maps(images, 0.25))
+    assert not np.array_equal(read_inputs(path, "train")[0], read_inputs(packed["facades"][1], "train")[0])
+
+
+def test_every_kind_derives_with_one_signature():
+    names = {kind: tuple(inspect.signature(spec.derive).parameters) for kind, spec in TASK_KINDS.items()}
+    assert {len(p) for p in names.values()} == {6}, names
+    assert all(p[:4] == ("images", "labels", "inputs", "input_labels") for p in names.values()), names
+
+
+def test_own_task_of_a_dataset_without_inputs_is_refused(packed, tmp_path):
+    with pytest.raises(ValueError, match="kind own needs a packed dataset with inputs"):
+        derive_task("t", "own", {"paired": True}, packed["mnist-m"][1], tmp_path / "own.h5")
+    assert not (tmp_path / "own.h5").exists()
 
 
 def test_mnistm_images_and_labels_exact(packed):

@@ -15,21 +15,22 @@ from genlab.io import atomic_path
 
 
 def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: Path, out_path: Path) -> dict:
-    """Write task `name` derived from the packed dataset at `source_path`; returns a summary."""
+    """Write task `name` derived from the packed dataset at `source_path`; returns a summary.
+
+    Each split goes to the kind's `derive` with the source's own inputs where it has them (None otherwise)
+    and the seed `settings["seed"]` (0 if unset) plus the split's index."""
     info = read_info(source_path)
     spec = TASK_KINDS[kind]
     md5 = hashlib.md5(Path(source_path).read_bytes()).hexdigest()
     record = {"name": name, "kind": kind, "dataset": info["dataset"], **dict(settings),
               "source_md5": md5, "derivation": spec.description, **spec.provenance()}
+    has_inputs = info["input_shape"] is not None
     counts = {}
     with atomic_path(out_path) as tmp, create_file(tmp) as f:
         for i, split in enumerate(SPLITS):
             images, labels = read_split(source_path, split)
-            if spec.uses_dataset_inputs:
-                inputs, input_labels = read_inputs(source_path, split)
-                arrays = spec.derive(images, labels, settings, 0, inputs=inputs, input_labels=input_labels)
-            else:
-                arrays = spec.derive(images, labels, settings, settings.get("seed", 0) + i)
+            inputs, input_labels = read_inputs(source_path, split) if has_inputs else (None, None)
+            arrays = spec.derive(images, labels, inputs, input_labels, settings, settings.get("seed", 0) + i)
             if not spec.source_labels:
                 arrays.pop("input_labels", None)
             write_arrays(f.create_group(split, track_order=False),

@@ -6,6 +6,10 @@ plus `inputs` (genlab.data.hdf5): `images` are the targets (domain B), `inputs` 
 (domain A). The derivation is named in params (`tasks.<name>`) and stored in the file's `task`
 attribute with the source file's md5; the same source and settings give byte-identical files.
 
+Every kind derives a split with the one signature `Derive` (below): it gets the source split's own
+inputs where the packed file has them (a paired or two-domain dataset), None otherwise; kinds that
+make their inputs ignore them.
+
 Kinds (the registry `TASK_KINDS`, keyed by the `kind:` users write):
 - `edges`: Sobel edge maps (black lines on white, as in edges2shoes) -> the image. Paired, or, with
   `paired: false`, two disjoint domains: edges of the even rows, images of the odd rows.
@@ -30,6 +34,12 @@ from genlab.config import Field
 
 WHITE = 255
 
+#: derive(images, labels, inputs, input_labels, settings, seed) -> {"inputs", "input_labels", "images",
+#: "labels"}: a source split's targets and labels, its own inputs and their labels (None where the
+#: packed file has none), the kind's settings and the split's seed; values may be None.
+Derive = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, Mapping[str, Any], int],
+                  dict[str, np.ndarray | None]]
+
 
 @dataclass(frozen=True)
 class TaskKind:
@@ -40,14 +50,14 @@ class TaskKind:
     input_shape: Callable[[Mapping[str, Any], tuple[int, int, int]], tuple[int, int, int]]
     target_shape: Callable[[Mapping[str, Any], tuple[int, int, int]], tuple[int, int, int]]
     problem: Callable[[Mapping[str, Any], tuple[int, int, int]], str | None]
-    derive: Callable[..., dict[str, np.ndarray]]
+    derive: Derive                # one signature for every kind (see `Derive`)
     fields: Mapping[str, Field]   # the kind's settings under tasks.<name> (validated by genlab.config)
     source_labels: bool = False   # inputs keep their labels (domain adaptation)
     targets_are_source: bool = True  # targets are the dataset's own images (its classifier judges them)
     description: str = ""
     needs_labels: bool = False    # the dataset must be labelled (its labels become the inputs')
-    # Derived from the dataset's own inputs (a paired or two-domain dataset as published): `derive` gets them
-    # as `inputs=`/`input_labels=`, and the pairing is the dataset's (genlab.data.sources).
+    # Derived from the dataset's own inputs (a paired or two-domain dataset as published): params validation
+    # requires such a dataset and takes the pairing from it (genlab.data.sources).
     uses_dataset_inputs: bool = False
     provenance: Callable[[], Mapping[str, Any]] = lambda: {}  # what the task file records beyond the settings
 
@@ -81,7 +91,7 @@ def edge_maps(images: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(magnitude > threshold, 0, WHITE).astype(np.uint8)[:, None]
 
 
-def _derive_edges(images, labels, settings, rng_seed):
+def _derive_edges(images, labels, inputs, input_labels, settings, seed):
     edges = edge_maps(images, settings["threshold"])
     if settings["paired"]:
         return {"inputs": edges, "images": images, "labels": labels}
@@ -123,8 +133,8 @@ _register(TaskKind(
     input_shape=lambda s, shape: (shape[0], shape[1] // s["factor"], shape[2] // s["factor"]),
     target_shape=_same, problem=_sr_problem,
     fields={"factor": Field(int, 4, minimum=2, help="how many times smaller the inputs' side is")},
-    derive=lambda images, labels, s, seed: {"inputs": downsample(images, s["factor"]), "images": images,
-                                            "labels": labels},
+    derive=lambda images, labels, inputs, input_labels, s, seed: {
+        "inputs": downsample(images, s["factor"]), "images": images, "labels": labels},
     description="factor x factor block means -> image (SRGAN)"))
 
 
@@ -153,7 +163,8 @@ def _mask_problem(settings, shape):
 _register(TaskKind(
     "inpainting", paired=lambda s: True, input_shape=_same, target_shape=_same, problem=_mask_problem,
     fields={"mask": Field(int, 14, positive=True, help="side of the centre square to fill (pixels)")},
-    derive=lambda images, labels, s, seed: {"inputs": masked(images, s["mask"]), "images": images, "labels": labels},
+    derive=lambda images, labels, inputs, input_labels, s, seed: {
+        "inputs": masked(images, s["mask"]), "images": images, "labels": labels},
     description="image with a white centre square -> image (CCGAN)"))
 
 
@@ -188,7 +199,7 @@ def blend(images: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def _derive_blend(images, labels, settings, seed):
+def _derive_blend(images, labels, inputs, input_labels, settings, seed):
     return _disjoint(images, labels, blend(images, seed), labels)
 
 
@@ -201,7 +212,11 @@ _register(TaskKind(
 
 
 # --------------------------------------------------------------------------- a dataset's own pairs
-def own_arrays(images, labels, settings, seed, *, inputs=None, input_labels=None):
+def own_arrays(images, labels, inputs, input_labels, settings, seed):
+    """The split as published: its own inputs and targets, with their labels."""
+    if inputs is None:
+        raise ValueError("kind own needs a packed dataset with inputs of its own (a paired or two-domain "
+                         "dataset); this one has none")
     return {"inputs": inputs, "input_labels": input_labels, "images": images, "labels": labels}
 
 
