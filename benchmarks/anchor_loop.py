@@ -22,26 +22,19 @@ median img/s of each and their ratio. Name the CPU (lscpu) and the load (uptime)
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gzip
 import os
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
+from common import (FASHION_MNIST_IDX, anchor_loader, anchor_steps, fresh_model, genlab_steps, idx_train_split,
+                    in_memory_train_data, sync)
 from genlab.config import load_params
 from genlab.data.sources import DATASETS
-from genlab.models import build_model
-from genlab.training.data import open_train_data
 from genlab.training.device import autocast, resolve_device, resolve_precision
-from loader_throughput import _idx_train_split, _pack
-
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
 
 def main() -> None:
@@ -52,12 +45,11 @@ def main() -> None:
     precision = resolve_precision(args.precision or params.train["precision"], device)
     steps, warmup, repeats = (2, 1, 1) if args.smoke else (args.steps, args.warmup, args.repeats)
     with tempfile.TemporaryDirectory(prefix="anchor-bench-") as tmp:
-        images, labels = _idx_train_split(args.idx)
-        packed = _pack(Path(tmp) / "train.h5", images, labels)
-        data = open_train_data(packed, device=device, memory_budget_bytes=1 << 62, shuffle_buffer=1 << 20)
-        loader = _anchor_loader(args.idx, Path(tmp), images.shape[-2:], spec.batch_size, args.workers)
-        loops = {"genlab": lambda n: _genlab_steps(data, spec.batch_size, n, params.train["log_every"]),
-                 "PyTorch-GAN": lambda n: _anchor_steps(loader, device, n)}
+        images, labels = idx_train_split(args.idx)
+        data = in_memory_train_data(images, labels, Path(tmp), device)
+        loader = anchor_loader(args.idx, Path(tmp), images.shape[-2:], spec.batch_size, args.workers)
+        loops = {"genlab": lambda n: genlab_steps(data, spec.batch_size, n, params.train["log_every"]),
+                 "PyTorch-GAN": lambda n: anchor_steps(loader, device, n)}
         print(f"model={spec.name} type={spec.type} batch={spec.batch_size} device={device} precision={precision} "
               f"threads={torch.get_num_threads()} workers={args.workers} steps={steps} warmup={warmup} "
               f"repeats={repeats} load={os.getloadavg()[0]:.2f}")
@@ -76,7 +68,7 @@ def main() -> None:
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="dcgan", help="a key of params.yaml's models (default: dcgan)")
-    parser.add_argument("--idx", type=Path, default=Path(DATASETS["fashion-mnist"].local_dirs[0]),
+    parser.add_argument("--idx", type=Path, default=FASHION_MNIST_IDX,
                         help="the directory of Fashion-MNIST's train IDX files (default: the Debian package's)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=5)
@@ -90,83 +82,19 @@ def _parse_args() -> argparse.Namespace:
 
 def _train(spec, shape, num_classes, batches, steps, warmup, device, precision) -> float:
     """Seconds of `steps` training steps after `warmup` untimed ones, for a freshly built model."""
-    torch.manual_seed(0)
-    model = build_model(spec, tuple(shape), num_classes).to(device).train()
-    optimizers = model.configure_optimizers()
+    model, optimizers = fresh_model(spec, shape, num_classes, device)
     start = 0.0
     for step, (x, y, after_step) in enumerate(batches(warmup + steps)):
         if step == warmup:
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
         if x.dtype == torch.uint8:  # genlab's batches: converted on the device, as the training loop does
             x = model.to_input(x)
         with autocast(device, precision):
             out = model.training_step(x, y, optimizers, step)
         after_step(out)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
-
-
-def _genlab_steps(data, batch_size: int, steps: int, log_every: int):
-    """genlab's loop: index batches of the on-device uint8 split; metrics to the host every log_every steps."""
-    window: list[torch.Tensor] = []
-
-    def keep(out: dict[str, torch.Tensor]) -> None:
-        window.append(torch.stack([v.detach().float() for v in out.values()]))
-        if len(window) == log_every:
-            torch.stack(window).cpu()
-            window.clear()
-
-    gen = torch.Generator().manual_seed(0)
-    per_epoch = data.n // batch_size
-    done = 0
-    while done < steps:
-        n = min(per_epoch, steps - done)
-        with contextlib.closing(data.batches(data.epoch_order(gen), batch_size, n)) as batches:
-            for images, labels in batches:
-                yield images, labels, keep
-        done += n
-
-
-def _anchor_loader(idx: Path, tmp: Path, size, batch_size: int, workers: int) -> DataLoader:
-    """torchvision's FashionMNIST over the same IDX files (unpacked where it looks for them)."""
-    from torchvision import datasets, transforms
-
-    raw = tmp / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for stem in IDX_FILES + ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        source = idx / stem if (idx / stem).exists() else idx / f"{stem}.gz"
-        opener = gzip.open if source.suffix == ".gz" else open
-        with opener(source, "rb") as fin, open(raw / stem, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-    transform = transforms.Compose([transforms.Resize(tuple(size)), transforms.ToTensor(),
-                                    transforms.Normalize([0.5], [0.5])])
-    dataset = datasets.FashionMNIST(str(tmp), train=True, download=False, transform=transform)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
-                      persistent_workers=workers > 0)
-
-
-def _anchor_steps(loader: DataLoader, device: torch.device, steps: int):
-    """PyTorch-GAN's loop: DataLoader batches moved to the device; each step's losses printed via .item()."""
-    sink = open(os.devnull, "w")
-    done = 0
-
-    def report(out: dict[str, torch.Tensor]) -> None:
-        print(f"[Batch {done}/{len(loader)}] [D loss: {out['loss_d'].item():f}] [G loss: {out['loss_g'].item():f}]",
-              file=sink)
-
-    with sink:
-        while done < steps:
-            for images, labels in loader:
-                yield images.to(device), labels.to(device), report
-                done += 1
-                if done == steps:
-                    return
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

@@ -33,14 +33,13 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from genlab.data.idx import read_idx
+from common import idx_train_split, pack, sync
 from genlab.training.data import TrainData, open_train_data
 from genlab.training.device import resolve_device
 
@@ -110,21 +109,12 @@ def _packed_file(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
     if args.packed:
         return args.packed, str(args.packed)
     if args.idx:
-        images, labels = _idx_train_split(args.idx)
-        return _pack(tmp / "idx.h5", images, labels), f"{args.idx} (train IDX files, packed here)"
+        images, labels = idx_train_split(args.idx)
+        return pack(tmp / "idx.h5", images, labels), f"{args.idx} (train IDX files, packed here)"
     if args.synthetic is None and DEFAULT_PACKED.exists():
         return DEFAULT_PACKED, str(DEFAULT_PACKED)
     shape = args.synthetic or DEFAULT_SYNTHETIC
-    return _pack(tmp / "synthetic.h5", _synthetic(shape), None), f"synthetic {shape} (smooth random patterns)"
-
-
-def _idx_train_split(directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    def read(stem: str) -> np.ndarray:
-        path = directory / stem
-        return read_idx(path if path.exists() else path.with_name(stem + ".gz"))
-
-    images = read("train-images-idx3-ubyte")
-    return images.reshape(len(images), 1, *images.shape[1:]), read("train-labels-idx1-ubyte").astype(np.int64)
+    return pack(tmp / "synthetic.h5", _synthetic(shape), None), f"synthetic {shape} (smooth random patterns)"
 
 
 def _synthetic(shape: tuple[int, int, int, int]) -> np.ndarray:
@@ -140,17 +130,6 @@ def _synthetic(shape: tuple[int, int, int, int]) -> np.ndarray:
         grain = torch.randn(rows, c, h, w, generator=gen) * 8
         out[start:start + rows] = (base + grain).clamp(0, 255).to(torch.uint8).numpy()
     return out
-
-
-def _pack(path: Path, images: np.ndarray, labels: np.ndarray | None) -> Path:
-    """Write /train in the packed layout: images chunked by 1024 rows, gzip 4 + shuffle."""
-    with h5py.File(path, "w") as f:
-        group = f.create_group("train")
-        group.create_dataset("images", data=images, chunks=(min(1024, len(images)), *images.shape[1:]),
-                             compression="gzip", compression_opts=4, shuffle=True)
-        if labels is not None:
-            group.create_dataset("labels", data=labels, compression="gzip", compression_opts=4, shuffle=True)
-    return path
 
 
 def _write_image_folder(data: TrainData, root: Path) -> tuple[Path, str]:
@@ -217,8 +196,7 @@ def _drain(it: Iterator[torch.Tensor], count: int, device: torch.device) -> None
     with contextlib.closing(it):
         for _ in islice(it, count):
             pass
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
 
 
 # --------------------------------------------------------------------------- the report

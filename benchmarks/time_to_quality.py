@@ -29,17 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from anchor_loop import _anchor_loader, _anchor_steps, _genlab_steps
+from common import (FASHION_MNIST_IDX, anchor_loader, anchor_steps, fresh_model, genlab_steps, idx_train_split,
+                    in_memory_train_data)
 from genlab.config import load_params
 from genlab.data.sources import DATASETS
 from genlab.metrics.features import extract_features, load_features
 from genlab.metrics.fid import compute_fid_kid
-from genlab.models import build_model
 from genlab.sampling.grid import to_uint8
 from genlab.sampling.sample import generate_samples
-from genlab.training.data import open_train_data
 from genlab.training.device import resolve_device
-from loader_throughput import _idx_train_split, _pack
 
 N_SAMPLES = 250
 ANCHOR_SIDE, ANCHOR_LATENT = 32, 100
@@ -132,29 +130,26 @@ def main() -> None:
     spec = params.model(args.model)
     device = resolve_device(args.device or params.train["device"])
     real, _ = load_features(args.real)
-    anchor_steps = 3 if args.smoke else 60_000 // 64  # one epoch of 64-image batches
+    anchor_n = 3 if args.smoke else 60_000 // 64  # one epoch of 64-image batches
     n = 10 if args.smoke else N_SAMPLES
     with tempfile.TemporaryDirectory(prefix="ttq-bench-") as tmp:
-        images, labels = _idx_train_split(args.idx)
-        loader = _anchor_loader(args.idx, Path(tmp), (ANCHOR_SIDE, ANCHOR_SIDE), 64, 0)
+        images, labels = idx_train_split(args.idx)
+        loader = anchor_loader(args.idx, Path(tmp), (ANCHOR_SIDE, ANCHOR_SIDE), 64, 0)
         anchor = AnchorDCGAN(device)
         start = time.perf_counter()
-        for x, _, report in tqdm(_anchor_steps(loader, device, anchor_steps), total=anchor_steps,
+        for x, _, report in tqdm(anchor_steps(loader, device, anchor_n), total=anchor_n,
                                  desc="PyTorch-GAN dcgan.py", unit="step", dynamic_ncols=True):
             report(anchor.training_step(x))
         anchor_s = time.perf_counter() - start
         target = fid_of(anchor.samples(n), real)
-        print(f"PyTorch-GAN dcgan.py: {anchor_steps} steps in {anchor_s:.1f} s, FID {target:.1f}", flush=True)
+        print(f"PyTorch-GAN dcgan.py: {anchor_n} steps in {anchor_s:.1f} s, FID {target:.1f}", flush=True)
 
-        data = open_train_data(_pack(Path(tmp) / "train.h5", images, labels), device=device,
-                               memory_budget_bytes=1 << 62, shuffle_buffer=1 << 20)
-        torch.manual_seed(0)
-        model = build_model(spec, tuple(images.shape[1:]), DATASETS["fashion-mnist"].num_classes).to(device).train()
-        optimizers = model.configure_optimizers()
+        data = in_memory_train_data(images, labels, Path(tmp), device)
+        model, optimizers = fresh_model(spec, images.shape[1:], DATASETS["fashion-mnist"].num_classes, device)
         eval_every, max_steps = (2, 2) if args.smoke else (args.eval_every, args.max_steps)
         trained_s, fid, best, step = 0.0, float("inf"), float("inf"), 0
         start = time.perf_counter()
-        for x, y, keep in _genlab_steps(data, spec.batch_size, max_steps, params.train["log_every"]):
+        for x, y, keep in genlab_steps(data, spec.batch_size, max_steps, params.train["log_every"]):
             keep(model.training_step(model.to_input(x), y, optimizers, step))
             step += 1
             if step % eval_every == 0 or step == max_steps:
@@ -179,7 +174,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--real", type=Path, default=Path("data/features/fashion-mnist-test-n500.h5"))
-    parser.add_argument("--idx", type=Path, default=Path(DATASETS["fashion-mnist"].local_dirs[0]))
+    parser.add_argument("--idx", type=Path, default=FASHION_MNIST_IDX)
     parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: params.yaml's)")
     parser.add_argument("--smoke", action="store_true", help="a few steps of each (for the tests)")
     return parser.parse_args()

@@ -21,8 +21,9 @@ import time
 
 import torch
 
+from common import fresh_model, sync
 from genlab.config import ModelSpec, load_params, parse_params
-from genlab.models import MODEL_TYPES, build_model
+from genlab.models import MODEL_TYPES
 from genlab.training.device import autocast, resolve_device, resolve_precision
 
 WARMUP_STEPS = 3
@@ -83,9 +84,7 @@ def with_overrides(spec: ModelSpec, args: argparse.Namespace) -> ModelSpec:
 def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int, steps: int,
                  device: torch.device, precision: str) -> tuple[list[float], int]:
     """(seconds of each timed training step, parameter count) of a freshly built model."""
-    torch.manual_seed(0)
-    model = build_model(spec, shape, num_classes).to(device).train()
-    opts = model.configure_optimizers()
+    model, opts = fresh_model(spec, shape, num_classes, device)
     x8 = torch.randint(0, 256, (spec.batch_size, *shape), dtype=torch.uint8, device=device)
     y = torch.randint(0, num_classes, (spec.batch_size,), device=device) if num_classes else None
     seconds = []
@@ -93,8 +92,7 @@ def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int,
         start = time.perf_counter()
         with autocast(device, precision):
             model.training_step(model.to_input(x8), y, opts, step)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
         if step >= WARMUP_STEPS:
             seconds.append(time.perf_counter() - start)
     return seconds, sum(p.numel() for p in model.parameters())
