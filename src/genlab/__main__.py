@@ -37,6 +37,18 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preset(args: argparse.Namespace) -> int:
+    from genlab.presets import PRESETS, PresetError, apply_preset, listing
+
+    if args.list:
+        print(listing())
+        return 0
+    if args.name is None:
+        raise PresetError(f"name a preset (allowed names: {', '.join(PRESETS)}), or --list them")
+    print(apply_preset(args.name, Path(args.repo), force=args.force))
+    return 0
+
+
 def _server(args: argparse.Namespace) -> int:
     from genlab.server import default_dir, serve
 
@@ -79,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("-o", "--output", type=Path, default=Path("compare.html"),
                          help="the HTML file to write (default: compare.html in the current directory)")
     compare.set_defaults(func=_compare)
+
+    preset = sub.add_parser(
+        "preset", help="write a named preset (configs/) as params.yaml, e.g. `genlab preset paper-scale && dvc repro`",
+        description="Validate the preset's file under configs/ as the stages validate params.yaml, then write its "
+                    "bytes as params.yaml (atomically). Refuses when params.yaml has uncommitted changes (git), "
+                    "unless --force. Exit 0: written (or already that preset), 2: refused or invalid.")
+    preset.add_argument("name", nargs="?", help="the preset's name (--list shows them)")
+    preset.add_argument("--list", action="store_true", help="list the presets and exit")
+    preset.add_argument("--force", action="store_true", help="overwrite params.yaml even with uncommitted changes")
+    preset.add_argument("--repo", default=".", help="the project's repository root (default: the current directory)")
+    preset.set_defaults(func=_preset)
 
     server = sub.add_parser(
         "server", help="a team's MLflow tracking server on PostgreSQL (runs until Ctrl-C)",
