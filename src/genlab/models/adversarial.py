@@ -16,6 +16,7 @@ from genlab.models.base import LATENT, GenerativeModel, init_dcgan_weights, regi
 from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator,
                                     conv_shape_problem)
 from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wgan_gp_penalty
+from genlab.objectives.noise import batch_draw
 
 ARCHS = ("mlp", "conv")
 
@@ -52,6 +53,7 @@ class AdversarialModel(GenerativeModel):
 
     def __init__(self, spec, image_shape, num_classes):
         super().__init__(spec, image_shape, num_classes)
+        self.channels_last = self.hp["arch"] == "conv"
         self.loss = ADVERSARIAL_LOSSES[self.loss_name]
         self.G, self.D = self.build_networks()
         self.apply(init_dcgan_weights)
@@ -90,6 +92,8 @@ class AdversarialModel(GenerativeModel):
     def random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         if not self.conditional:
             return None
+        if generator is None:  # a training step's draw: this process's rows of the global batch
+            return batch_draw(lambda rows: torch.randint(0, self.num_classes, (rows,), device=self.device), n)
         return torch.randint(0, self.num_classes, (n,), device=self.device, generator=generator)
 
     def training_step(self, x, y, optimizers, step) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ from genlab.config import Field
 from genlab.models.base import BETAS, GenerativeModel, TrainingData, register_model
 from genlab.models.networks import MLPDiscriminator
 from genlab.objectives import ADVERSARIAL_LOSSES, gaussian_kl, reconstruction_bce, reparameterize
+from genlab.objectives.noise import draw_like
 
 #: The widest map the encoder flattens into its Dense layer (module docstring).
 MAX_MAP_SIDE = 16
@@ -98,6 +99,7 @@ AE_FIELDS = {
 
 class _ConvAutoencoder(GenerativeModel):
     symmetric_pixels = False
+    channels_last = True
     defaults = {"lr": 1e-3, "batch_size": 64}
     hparam_fields = AE_FIELDS
 
@@ -248,7 +250,7 @@ class AdversarialAutoencoder(GenerativeModel):
         loss.backward()
         optimizers["ae"].step()
 
-        prior = torch.randn_like(z)
+        prior = draw_like(torch.randn, z)
         real_out = self.latent_critic(prior).float()
         fake_out = self.latent_critic(z.detach()).float()
         loss_d = 0.5 * self.bce.d_loss(real_out, fake_out)

@@ -20,6 +20,7 @@ from genlab.models.base import BETAS, GenerativeModel, register_model
 from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, SRResNet, TaskClassifier, UNet,
                                           halvings)
 from genlab.objectives import ADVERSARIAL_LOSSES
+from genlab.objectives.noise import batch_draw
 
 LS = ADVERSARIAL_LOSSES["least_squares"]
 GRID_COLUMNS = 8  # examples per row of a translation grid
@@ -529,8 +530,10 @@ class PixelDA(TranslationModel):
                 "d": self.adam(self.D.parameters())}
 
     def translate(self, x, generator: torch.Generator | None = None):
-        z = torch.randn(x.size(0), self.hp["latent_dim"], generator=generator,
-                        device="cpu" if generator is not None else x.device).to(x.device)
+        if generator is None:  # a training step's draw: this process's rows of the global batch
+            z = batch_draw(torch.randn, x.size(0), self.hp["latent_dim"], device=x.device)
+        else:
+            z = torch.randn(x.size(0), self.hp["latent_dim"], generator=generator, device="cpu").to(x.device)
         noise_map = self.noise(z).view(x.size(0), 1, *x.shape[-2:])
         return self.G(torch.cat([x, noise_map.to(x.dtype)], 1))
 

@@ -5,6 +5,8 @@ from typing import Callable
 
 import torch
 
+from genlab.objectives.noise import batch_draw, draw_like
+
 Tensor = torch.Tensor
 
 
@@ -18,7 +20,11 @@ def _unit_norm_penalty(critic: Callable[[Tensor], Tensor], points: Tensor) -> Te
 
 def interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Points uniformly on the segments between paired real and fake samples (Gulrajani 2017)."""
-    alpha = torch.rand(real.size(0), *([1] * (real.dim() - 1)), device=real.device, generator=generator)
+    ones = [1] * (real.dim() - 1)
+    if generator is None:
+        alpha = batch_draw(torch.rand, real.size(0), *ones, device=real.device)
+    else:
+        alpha = torch.rand(real.size(0), *ones, device=real.device, generator=generator)
     return alpha * real + (1 - alpha) * fake
 
 
@@ -28,8 +34,8 @@ def wgan_gp_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tens
 
 def dragan_perturb(real: Tensor, scale: float = 0.5) -> Tensor:
     """Real data pushed by noise of 0.5 std, and points between (Kodali et al. 2017)."""
-    noisy = real + scale * real.std() * torch.rand_like(real)
-    alpha = torch.rand(real.size(0), *([1] * (real.dim() - 1)), device=real.device)
+    noisy = real + scale * real.std() * draw_like(torch.rand, real)
+    alpha = batch_draw(torch.rand, real.size(0), *([1] * (real.dim() - 1)), device=real.device)
     return alpha * real + (1 - alpha) * noisy
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from genlab.objectives.noise import draw_like
+
 Tensor = torch.Tensor
 
 
@@ -19,4 +21,4 @@ def gaussian_kl(mu: Tensor, log_var: Tensor) -> Tensor:
 
 
 def reparameterize(mu: Tensor, log_var: Tensor) -> Tensor:
-    return mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+    return mu + torch.exp(0.5 * log_var) * draw_like(torch.randn, mu)
