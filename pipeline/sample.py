@@ -20,8 +20,9 @@ def main(argv):
     from genlab.training.loop import load_model
 
     cfg = params.sample
-    model = load_model(Path(model_dir), resolve_device(params.train["device"]))
-    info = {"model": name, "type": model.type_name, "seed": params.seed, "train_precision": model.train_precision}
+    model = load_model(Path(model_dir), resolve_device(params.train["device"]), cfg["checkpoint"])
+    info = {"model": name, "type": model.type_name, "seed": params.seed, "train_precision": model.train_precision,
+            "checkpoint": cfg["checkpoint"]}
     if model.translation:  # the first N test inputs of its task, translated
         samples = translate_samples(model, Path(data), cfg["num_samples"], cfg["batch_size"], params.seed)
         images = samples.pop("images")
@@ -34,6 +35,7 @@ def main(argv):
         write_samples(Path(out), images, labels, {**info, "n": len(images)})
         sample_grid(Path(grid), images, labels, model.num_classes, cfg["grid_size"])
     run = TrainingRun.from_dir(Path(model_dir))
+    run.set_tags({"genlab.sampled_checkpoint": cfg["checkpoint"]})
     run.log_artifact(Path(grid), "samples")
     run.log_lineage(f"sample@{name}")
 

@@ -1,5 +1,7 @@
 """Stage train@<model>: train one entry of `models:` -> its output directory (+ its MLflow run).
 
+With `train.nproc: N` > 1 the stage re-runs itself under torchrun as N data-parallel processes.
+
 The dataset classifier is given to every model: SRGAN's content loss may use its features."""
 from pathlib import Path
 
@@ -15,10 +17,16 @@ def main(argv):
     from genlab.tracking import require_store
 
     require_store()
+    from genlab.training import distributed
+
+    if params.train["nproc"] > 1 and not distributed.under_torchrun():  # train.nproc processes, data-parallel
+        return distributed.run_under_torchrun(params.train["nproc"], [__file__, *argv])
     from genlab.tracking import TrainingRun
     from genlab.training.loop import train_model
 
     result = train_model(params, name, Path(data), Path(out_dir), Path(curves), Path(classifier))
+    if not distributed.current_ranks().main:
+        return 0
     TrainingRun.from_dir(Path(out_dir)).log_lineage(f"train@{name}")
     print(f"{name}: {result.steps} steps, {result.images_per_second:.0f} img/s "
           f"({result.device}, {result.precision}), MLflow run {result.run_id or 'not logged (GENLAB_TRACKING=off)'}")

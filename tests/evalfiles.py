@@ -57,6 +57,18 @@ def write_packed(path: Path, name: str, *, n_train: int = 64, n_test: int = 24, 
     return path
 
 
+def packed_with_classifier(root: Path, *, n_train: int, n_test: int, epochs: int = 1) -> tuple[Path, Path]:
+    """A labelled packed Fashion-MNIST stand-in and its dataset classifier (what a train stage is given)."""
+    import torch
+
+    from genlab.metrics.classifier import train_classifier
+
+    packed = write_packed(root / "fashion-mnist.h5", "fashion-mnist", n_train=n_train, n_test=n_test)
+    classifier = root / "classifier.pt"
+    train_classifier(packed, classifier, epochs=epochs, batch_size=32, lr=1e-3, seed=0, device=torch.device("cpu"))
+    return packed, classifier
+
+
 EVAL_CFG = {"num_real": 24, "batch_size": 24, "precision": "fp32", "device": "cpu", "kid_subset_size": 250,
             "runtime": "auto", "inception_weights": "/nonexistent/weights-inception.pth"}
 EVALUATOR_CFG = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "train_limit": None, "min_accuracy": 0.5}

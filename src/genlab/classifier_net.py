@@ -1,12 +1,18 @@
-"""The dataset classifier's network (trained by genlab.metrics.classifier, the evaluator stage).
+"""The dataset classifier's network (trained by genlab.metrics.classifier, the evaluator stage), how it
+is loaded and how it reads images.
 
-It is its own module because training may use it too: SRGAN's content loss falls back on its
-features when no VGG19 weights are on disk.
+It is its own module because training uses it too: SRGAN's content loss falls back on its
+features when no VGG19 weights are on disk, and the best checkpoint is chosen by its features
+(genlab.training.selection).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from genlab.torch_io import load_weights
 
 PENULTIMATE_DIM = 128
 
@@ -41,3 +47,27 @@ def build_classifier(blob: dict) -> SmallCNN:
     model = SmallCNN(blob["channels"], blob["side"], blob["num_classes"])
     model.load_state_dict(blob["state_dict"])
     return model.eval()
+
+
+def load_classifier(path: Path) -> tuple[SmallCNN | None, dict]:
+    """(classifier or None when the dataset has none, its metadata: accuracy, trusted, reason).
+
+    Read as data only (genlab.torch_io): a damaged or foreign file is one line saying to rebuild it."""
+    path = Path(path)
+    blob = load_weights(path, f"re-run `dvc repro evaluator@{path.stem}`", ("state_dict", "reason"))
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    return (None if blob["state_dict"] is None else build_classifier(blob)), meta
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(penultimate features, logits) for uint8 images, in batches; `model` is the classifier or
+    its torch-fidelity extractor (both return the two in that order)."""
+    model.eval()
+    device = next(model.parameters()).device
+    feats, logits = [], []
+    for chunk in torch.as_tensor(images).split(batch_size):
+        f, l = model(chunk.to(device))
+        feats.append(f.float().cpu())
+        logits.append(l.float().cpu())
+    return torch.cat(feats), torch.cat(logits)

@@ -13,15 +13,16 @@ EXIT_FAILED = 1
 STAGE_GC_THRESHOLDS = (100_000, 50, 100)
 
 
-def run_stage(main: Callable[[list[str]], None]) -> None:
-    """Call main(argv); print `error: ...` and exit non-zero instead of a traceback for known errors."""
+def run_stage(main: Callable[[list[str]], int | None]) -> None:
+    """Call main(argv) and exit with what it returns (None: 0); print `error: ...` and exit non-zero instead
+    of a traceback for known errors."""
     # A stage's set-up is imports (torch, MLflow, torch-fidelity, DVC) that create millions of long-lived
     # objects; CPython's default thresholds (700, 10, 10) re-scan them all in repeated full collections.
     # Rarer collections take ~1 s off every stage's start-up (benchmarks/stage_startup.py) and still
     # collect cyclic garbage in long training loops.
     gc.set_threshold(*STAGE_GC_THRESHOLDS)
     try:
-        main(sys.argv[1:])
+        code = main(sys.argv[1:])
     except ParamsError as err:
         print(f"error: invalid params.yaml: {err}", file=sys.stderr)
         sys.exit(EXIT_PARAMS)
@@ -35,8 +36,8 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
         print("interrupted; the last finished epoch's checkpoint is kept and the stage resumes from it",
               file=sys.stderr)
         sys.exit(130)
-
-
+    if code:
+        sys.exit(code)
 
 
 class UsageError(GenlabError):

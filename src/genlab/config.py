@@ -145,11 +145,23 @@ TRAIN_FIELDS = {
                             "(CUDA, AMX/AVX512-BF16 CPUs), else fp32 (a different experiment on different machines)"),
     "log_every": Field(int, 20, positive=True, help="steps between logged metric points"),
     "grid_size": Field(int, 64, positive=True, help="images in the per-epoch sample grid"),
+    "best_metric": Field(str, "classifier_fid", choices=("classifier_fid", "none"),
+                         help="the score taken at every epoch's end to keep the best checkpoint (best.pt) beside "
+                              "the last (model.pt); none: keep the last only"),
+    "best_samples": Field(int, 250, positive=True, help="generated images per best-checkpoint score"),
+    "best_real": Field(int, 1000, positive=True,
+                       help="the first N *training* images the best-checkpoint score compares them with"),
+    "nproc": Field(int, 1, positive=True,
+                   help="processes of data-parallel training under torchrun (one per GPU on CUDA; gloo on CPU); "
+                        "each model's batch_size is the global batch, split evenly between them"),
 }
 SAMPLE_FIELDS = {
     "num_samples": Field(int, 2000, positive=True),
     "batch_size": Field(int, 500, positive=True),
     "grid_size": Field(int, 100, positive=True),
+    "checkpoint": Field(str, "last", choices=("last", "best"),
+                        help="which checkpoint the sample stage draws from: the last epoch's (model.pt) or the "
+                             "best by train.best_metric (best.pt)"),
 }
 EVAL_FIELDS = {
     "num_real": Field(int, 2000, positive=True, help="real test images for the cached statistics"),
@@ -453,17 +465,33 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
             raise ParamsError(f"models.{name}: model names may use letters, digits, '_' and '-' only")
         if models:
             entries[name] = _model_spec(name, spec, datasets, data["dataset"], tasks)
+    train = check_section("train", raw.get("train"), TRAIN_FIELDS)
+    sample = check_section("sample", raw.get("sample"), SAMPLE_FIELDS)
+    _check_training_plan(train, sample, entries)
     return Params(
         seed=seed,
         data=data,
-        train=check_section("train", raw.get("train"), TRAIN_FIELDS),
-        sample=check_section("sample", raw.get("sample"), SAMPLE_FIELDS),
+        train=train,
+        sample=sample,
         eval=check_section("eval", raw.get("eval"), EVAL_FIELDS),
         evaluator=check_section("evaluator", raw.get("evaluator"), EVALUATOR_FIELDS),
         models=entries,
         datasets=datasets,
         tasks=tasks,
     )
+
+
+def _check_training_plan(train: Mapping[str, Any], sample: Mapping[str, Any], models: Mapping[str, ModelSpec]) -> None:
+    """What the sections say together: a best checkpoint to sample from exists only where one is
+    selected, and data-parallel training splits every model's batch evenly between its processes."""
+    if sample["checkpoint"] == "best" and train["best_metric"] == "none":
+        raise ParamsError("sample.checkpoint: got 'best' but train.best_metric is 'none', so no best checkpoint is "
+                          "kept; set train.best_metric: classifier_fid, or sample.checkpoint: last")
+    nproc = train["nproc"]
+    for name, spec in models.items():
+        if spec.batch_size % nproc:
+            raise ParamsError(f"models.{name}.batch_size: got {spec.batch_size}, which train.nproc: {nproc} processes "
+                              f"cannot share evenly; use a multiple of {nproc}")
 
 
 def _datasets(raw: Any, default: str) -> dict[str, DatasetConfig]:

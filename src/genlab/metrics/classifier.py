@@ -13,33 +13,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 from tqdm import tqdm
 
 from genlab.data.hdf5 import read_info, read_split
-from genlab.classifier_net import PENULTIMATE_DIM, SmallCNN, build_classifier as _build  # noqa: F401
-from genlab.torch_io import load_weights, save_torch_atomic
+# load_classifier and predict live with the network (the train stage scores with them) and are re-exported here
+from genlab.classifier_net import PENULTIMATE_DIM, SmallCNN, load_classifier, predict  # noqa: F401
+from genlab.torch_io import save_torch_atomic
 
 CLASSIFIER_EXTRACTOR = "genlab-classifier"
 FEATURE_PENULTIMATE = "penultimate"
 FEATURE_LOGITS = "logits_unbiased"
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(penultimate features, logits) for uint8 images, in batches; `model` is the classifier or
-    its torch-fidelity extractor (both return the two in that order)."""
-    model.eval()
-    device = next(model.parameters()).device
-    feats, logits = [], []
-    for chunk in torch.as_tensor(images).split(batch_size):
-        f, l = model(chunk.to(device))
-        feats.append(f.float().cpu())
-        logits.append(l.float().cpu())
-    return torch.cat(feats), torch.cat(logits)
 
 
 def fit_classifier(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int, lr: float,
@@ -126,16 +112,6 @@ def save_no_classifier(out_path: Path, reason: str) -> None:
 def _save_blob(path: Path, blob: dict) -> None:
     """Plain types only (str class names, floats, bools, None, tensors): loadable as weights_only."""
     save_torch_atomic(blob, path)
-
-
-def load_classifier(path: Path) -> tuple[SmallCNN | None, dict]:
-    """(classifier or None when the dataset has none, its metadata: accuracy, trusted, reason).
-
-    Read as data only (genlab.torch_io): a damaged or foreign file is one line saying to rebuild it."""
-    path = Path(path)
-    blob = load_weights(path, f"re-run `dvc repro evaluator@{path.stem}`", ("state_dict", "reason"))
-    meta = {k: v for k, v in blob.items() if k != "state_dict"}
-    return (None if blob["state_dict"] is None else _build(blob)), meta
 
 
 class ClassifierExtractor(FeatureExtractorBase):

@@ -5,7 +5,10 @@ fits `data.memory_budget_mb`, and streams from the file in shuffled blocks other
 the batches are the same for the same seed (genlab.training.data), with no DataLoader and no
 per-sample Python or PIL work. A checkpoint is
 written atomically at the end of every epoch; a run that was interrupted resumes from it, in
-the same MLflow run, and ends with the same bytes as one that was not.
+the same MLflow run, and ends with the same bytes as one that was not. At the end of every epoch
+the model is also scored (genlab.training.selection) and the best epoch's model kept as `best.pt`
+beside the last (`model.pt`). Under torchrun (`train.nproc`) the same loop runs data-parallel
+(genlab.training.distributed): rank 0 alone logs, scores and writes files.
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.tracking.mlflow_run import dataset_input
 from genlab.tracking.store import TrackingLost
 from genlab.training.data import open_train_data
+from genlab.training import distributed
 from genlab.training.device import autocast, resolve_device, resolve_precision
+from genlab.training.selection import BEST_FILE, Best, open_selector, own_random_state, scored_copy
 
 CHECKPOINT = "checkpoint.pt"
 MODEL_FILE = "model.pt"
@@ -73,6 +78,9 @@ def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict 
     data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
     keys = {"spec": spec, "seed": params.seed, "data": data, "data_hash": data_hash,
             "train": {k: params.train[k] for k in ("device", "precision")}}
+    keys["best"] = {k: params.train[k] for k in ("best_metric", "best_samples", "best_real")}
+    if params.train["nproc"] > 1:  # the same experiment up to rounding, but not the same bytes
+        keys["nproc"] = params.train["nproc"]
     if prepared:
         keys["prepared"] = prepared
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
@@ -80,17 +88,27 @@ def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict 
 
 MODEL_KEYS = ("spec", "image_shape", "num_classes", "state_dict")
 CHECKPOINT_KEYS = ("fingerprint", "epoch", "model", "optimizers", "shuffle_rng", "torch_rng", "history")
+CHECKPOINT_FILES = {"last": MODEL_FILE, "best": BEST_FILE}
 
 
-def load_model(model_dir: Path, device: torch.device | str = "cpu") -> GenerativeModel:
-    """Rebuild a trained model from `models/<name>/model.pt` (spec, shapes and weights).
+class NoBestCheckpoint(GenlabError):
+    """sample.checkpoint is best, and training kept none."""
+
+
+def load_model(model_dir: Path, device: torch.device | str = "cpu", checkpoint: str = "last") -> GenerativeModel:
+    """Rebuild a trained model from `models/<name>/model.pt` (spec, shapes and weights), or from
+    `best.pt` (checkpoint="best"), the best epoch's model in the same format.
 
     Read as data only (genlab.torch_io): a damaged or foreign file is one line saying to retrain."""
     from genlab.config import ModelSpec
 
     model_dir = Path(model_dir)
-    blob = load_weights(model_dir / MODEL_FILE, f"re-run `dvc repro train@{model_dir.name}`",
-                        MODEL_KEYS, map_location=device)
+    path = model_dir / CHECKPOINT_FILES[checkpoint]
+    if checkpoint == "best" and not path.exists() and (model_dir / MODEL_FILE).exists():
+        raise NoBestCheckpoint(f"{path}: models.{model_dir.name} has no best checkpoint (its MLflow run's tag "
+                               f"genlab.best says why, e.g. a dataset without the labels its classifier needs); "
+                               f"set sample.checkpoint: last")
+    blob = load_weights(path, f"re-run `dvc repro train@{model_dir.name}`", MODEL_KEYS, map_location=device)
     model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"], blob.get("input_shape"))
     model.load_state_dict(blob["state_dict"])
     model.train_precision = blob.get("precision", "fp32")  # what it was trained in (labelled downstream)
@@ -142,8 +160,18 @@ def drop_stale_autocast_weights(optimizers: dict[str, torch.optim.Optimizer]) ->
 
 def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
                 classifier_path: Path | None = None) -> TrainResult:
+    ranks = distributed.current_ranks()
+    try:
+        return _train(params, model_name, data_path, out_dir, plots_path, classifier_path, ranks)
+    finally:
+        if ranks.parallel:
+            distributed.stop()
+
+
+def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
+           classifier_path: Path | None, ranks: distributed.Ranks) -> TrainResult:
     spec = params.model(model_name)
-    device = resolve_device(params.train["device"])
+    device = distributed.start(ranks, resolve_device(params.train["device"]))
     precision = resolve_precision(params.train["precision"], device)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = file_md5(data_path)
@@ -158,20 +186,28 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     steps_per_epoch = n_images // batch  # the last partial batch is dropped: BatchNorm needs full batches
     if spec.steps_per_epoch:  # shorter epochs: the first batches of each epoch's fresh permutation
         steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch)
+    if batch % ranks.world:
+        raise GenlabError(f"models.{model_name}: a batch of {batch} (the split has {n_images} images) cannot be "
+                          f"shared evenly by train.nproc: {ranks.world} processes; raise data.train_limit")
 
     model = build_model(spec, data.image_shape, len(info["class_names"]), data.input_shape).to(device)
+    if ranks.parallel:
+        model = distributed.synchronize_batchnorm(model, device)
     used = model.prepare({"classifier": classifier_path, "task": info["task"]})
     optimizers = model.configure_optimizers()
     if precision != "fp32":
         drop_stale_autocast_weights(optimizers)
+    if ranks.parallel:
+        distributed.average_gradients(optimizers, ranks.world)
     shuffle = torch.Generator(device="cpu").manual_seed(params.seed)
-    grid_fixture = model.grid_fixture(params.train["grid_size"], params.seed, data)
+    grid_fixture = model.grid_fixture(params.train["grid_size"], params.seed, data) if ranks.main else None
+    selector, no_best = open_selector(params, classifier_path, data, model, device) if ranks.main else (None, None)
 
     # -- resume or start -----------------------------------------------------------------
     fp = fingerprint(params, model_name, data_hash, used)
     ckpt_path = out_dir / CHECKPOINT
-    start_epoch, history = 0, []
-    run = None
+    start_epoch, history, best = 0, [], Best()
+    run = None if ranks.main else TrainingRun(None, None)  # rank 0 alone logs
     ckpt = read_checkpoint(ckpt_path, model_name, device)
     if ckpt is not None:
         if ckpt["fingerprint"] == fp and ckpt["epoch"] < spec.epochs:
@@ -183,12 +219,15 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
             if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(ckpt["cuda_rng"])
             start_epoch, history = ckpt["epoch"], ckpt["history"]
-            try:
-                run = TrainingRun.from_dir(out_dir)
-                run.reopen()
-            except FileNotFoundError:
-                run = None
-            tqdm.write(f"[{model_name}] resuming from epoch {start_epoch} of {spec.epochs}")
+            best = Best(**ckpt.get("best", {}))
+            if ranks.main:
+                try:
+                    run = TrainingRun.from_dir(out_dir)
+                    run.reopen()
+                except FileNotFoundError:
+                    run = None
+            if ranks.main:
+                tqdm.write(f"[{model_name}] resuming from epoch {start_epoch} of {spec.epochs}")
     if run is None:
         flat_params = {**flatten({"model": spec.flat()}), **flatten({"data": params.data}),
                        **flatten({"train": params.train}), "seed": params.seed,
@@ -208,21 +247,24 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     window: list[torch.Tensor] = []
     step = start_epoch * steps_per_epoch
     total = spec.epochs * steps_per_epoch
-    t0, images_seen = time.perf_counter(), 0
+    t0, images_seen, scoring = time.perf_counter(), 0, 0.0  # scoring: seconds spent choosing the best
     saved_epoch = start_epoch  # the epoch the checkpoint on disk holds
     model.train()
+    distributed.share_random_state(ranks)
     try:
-        with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True) as bar:
+        with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True,
+                  disable=not ranks.main) as bar:
             for epoch in range(start_epoch, spec.epochs):
                 # closing() stops a streaming loader's prefetch thread however the epoch ends
                 with contextlib.closing(data.batches(data.epoch_order(shuffle), batch, steps_per_epoch)) as batches:
                     for images, labels in batches:
+                        images, labels = ranks.rows(images), ranks.rows(labels)
                         x = model.to_input(images)
                         with autocast(device, precision):
                             out = model.training_step(x, labels, optimizers, step)
                         window.append(torch.stack([out[k].float() for k in names]))
                         step += 1
-                        images_seen += batch
+                        images_seen += batch  # the global batch: img/s of all processes together
                         if len(window) == log_every or step == total:
                             _flush(window, names, step, history, run, model_name)
                             window = []
@@ -232,29 +274,36 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
                 if window:
                     _flush(window, names, step, history, run, model_name)
                     window = []
-                run.log_image(epoch_grid(model, grid_fixture), key="samples", step=epoch + 1)
-                run.flush()
-                save_torch_atomic({
-                    "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
-                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                    "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                    "history": history,
-                }, ckpt_path)
+                if ranks.main:
+                    run.log_image(epoch_grid(model, grid_fixture), key="samples", step=epoch + 1)
+                    if selector is not None:
+                        started = time.perf_counter()
+                        best = _select(selector, model, data, epoch + 1, step, best, out_dir, run, precision)
+                        scoring += time.perf_counter() - started
+                        run.log_metrics({"select_seconds": time.perf_counter() - started}, step=step)
+                    run.flush()
+                    save_torch_atomic({
+                        "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
+                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                        "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                        "history": history, "best": best.as_dict(),
+                    }, ckpt_path)
                 saved_epoch = epoch + 1
-        elapsed = time.perf_counter() - t0  # the loop alone: after_training (e.g. the AE's prior fit) excluded
-        model.eval()
-        model.after_training(data)
-        shapes = {"input_shape": data.input_shape} if data.input_shape else {}  # image-to-image models only
-        save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
-                           "image_shape": tuple(data.image_shape), "num_classes": model.num_classes, **shapes,
-                           "precision": precision, "state_dict": model.state_dict()}, out_dir / MODEL_FILE)
-        write_history_csv(plots_path, history, names)
+                distributed.share_random_state(ranks)
+        # the loop alone: after_training (e.g. the AE's prior fit) and the best-checkpoint scores excluded
+        elapsed = time.perf_counter() - t0 - scoring
         rate = images_seen / elapsed if elapsed > 0 else 0.0
-        run.log_metrics({"train_images_per_second": rate}, step=step)
-        run.log_artifact(out_dir / MODEL_FILE, "model")
-        run.log_artifact(plots_path, "curves")
-        run.terminate(ok=True)
+        if ranks.main:
+            model.eval()
+            model.after_training(data)
+            save_model_file(model, precision, out_dir / MODEL_FILE)
+            write_history_csv(plots_path, history, names)
+            run.log_metrics({"train_images_per_second": rate}, step=step)
+            run.log_artifact(out_dir / MODEL_FILE, "model")
+            _record_best(run, best, no_best, out_dir)
+            run.log_artifact(plots_path, "curves")
+            run.terminate(ok=True)
     except TrackingLost as err:
         kept = f"{ckpt_path} keeps epoch {saved_epoch}" if saved_epoch else "no epoch had finished"
         raise TrackingLost(f"{err}; models.{model_name} stopped at step {step} of {total} ({kept}). Once the store "
@@ -265,9 +314,43 @@ def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path,
     return TrainResult(run.run_id, step, rate, precision, device.type)
 
 
+def save_model_file(model: GenerativeModel, precision: str, path: Path) -> None:
+    """A model file (spec, shapes, weights): what load_model reads, for the last and the best checkpoint."""
+    spec = model.spec
+    shapes = {"input_shape": model.input_shape} if model.translation else {}  # image-to-image models only
+    save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
+                       "image_shape": tuple(model.image_shape), "num_classes": model.num_classes, **shapes,
+                       "precision": precision, "state_dict": model.state_dict()}, path)
+
+
+def _select(selector, model, data, epoch: int, step: int, best: Best, out_dir: Path, run, precision: str) -> Best:
+    """Score this epoch's model; when it beats the best so far, write it as best.pt (before the checkpoint
+    that records it, so a resumed run never refers to a best.pt it has not written)."""
+    with own_random_state(model.device):
+        candidate = scored_copy(model, data)
+        score = selector.score(candidate)
+    run.log_metrics({"select_classifier_fid": score}, step=step)
+    if score < best.score:
+        save_model_file(candidate, precision, out_dir / BEST_FILE)
+        best = Best(epoch, step, score)
+    return best
+
+
+def _record_best(run, best: Best, no_best: str | None, out_dir: Path) -> None:
+    """The best checkpoint in the MLflow run: its file beside model.pt, the epoch and score it was chosen at."""
+    if no_best is not None:
+        run.set_tags({"genlab.best": f"none: {no_best}"})
+        return
+    run.set_tags({"genlab.best": f"epoch {best.epoch} (step {best.step}) by classifier-FID vs training images",
+                  "genlab.best_epoch": str(best.epoch)})
+    run.log_metrics({"best_select_classifier_fid": best.score, "best_epoch": best.epoch}, step=best.step)
+    run.log_artifact(out_dir / BEST_FILE, "model")
+
+
 def _flush(window, names, step, history, run, model_name):
-    """Move a window of per-step values to the host in one transfer; check them; log in one batch."""
-    values = torch.stack(window).cpu()
+    """Move a window of per-step values to the host in one transfer (their mean over the processes, under
+    data parallelism); check them; log in one batch."""
+    values = distributed.mean_over_ranks(torch.stack(window)).cpu()
     first = step - len(window) + 1
     if not torch.isfinite(values).all():
         bad_row, bad_col = (~torch.isfinite(values)).nonzero()[0].tolist()
