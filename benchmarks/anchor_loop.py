@@ -10,10 +10,12 @@ on the same Fashion-MNIST train images:
 
   genlab       the train split packed to HDF5 and held on the device as one uint8 tensor; a batch is
                an index into it; per-step metrics stay on the device and reach the host every
-               `train.log_every` steps in one transfer (genlab.training.loop).
+               `train.log_every` steps in one transfer (genlab.training.loop); weights and images in
+               channels_last where genlab trains the type so (GenerativeModel.channels_last).
   PyTorch-GAN  torchvision's FashionMNIST dataset (PIL images) with Resize + ToTensor + Normalize,
                a DataLoader(shuffle=True, --workers), and every step's D and G losses read with
-               `.item()` and printed (here to /dev/null), as implementations/*/<model>.py do.
+               `.item()` and printed (here to /dev/null), as implementations/*/<model>.py do; torch's
+               default NCHW layout.
 
 The loops alternate (`--repeats` rounds), each after `--warmup` untimed steps; the table gives the
 median img/s of each and their ratio. Name the CPU (lscpu) and the load (uptime) with the numbers.
@@ -57,7 +59,7 @@ def main() -> None:
         for _ in range(repeats):
             for name, batches in loops.items():
                 seconds = _train(spec, images.shape[1:], DATASETS["fashion-mnist"].num_classes, batches, steps,
-                                 warmup, device, precision)
+                                 warmup, device, precision, torch_layout=name == "PyTorch-GAN")
                 rates[name].append(steps * spec.batch_size / seconds)
     for name, values in rates.items():
         print(f"{name:12s} {statistics.median(values):8.1f} img/s  ({', '.join(f'{v:.1f}' for v in values)})")
@@ -80,9 +82,9 @@ def _parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _train(spec, shape, num_classes, batches, steps, warmup, device, precision) -> float:
+def _train(spec, shape, num_classes, batches, steps, warmup, device, precision, torch_layout: bool) -> float:
     """Seconds of `steps` training steps after `warmup` untimed ones, for a freshly built model."""
-    model, optimizers = fresh_model(spec, shape, num_classes, device)
+    model, optimizers = fresh_model(spec, shape, num_classes, device, torch_layout=torch_layout)
     start = 0.0
     for step, (x, y, after_step) in enumerate(batches(warmup + steps)):
         if step == warmup:

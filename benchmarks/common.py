@@ -67,10 +67,16 @@ def in_memory_train_data(images: np.ndarray, labels: np.ndarray, tmp: Path, devi
 
 
 # --------------------------------------------------------------------------- the model and the clock
-def fresh_model(spec: ModelSpec, shape, num_classes: int, device: torch.device):
-    """A freshly built model of `spec` (torch seed 0), on `device` in training mode, and its optimizers."""
+def fresh_model(spec: ModelSpec, shape, num_classes: int, device: torch.device, *, torch_layout: bool = False):
+    """A freshly built model of `spec` (torch seed 0), on `device` in training mode, and its optimizers.
+
+    `torch_layout`: in torch's default (NCHW) memory format even where genlab trains the type in
+    channels_last, as PyTorch-GAN's scripts do."""
     torch.manual_seed(0)
     model = build_model(spec, tuple(shape), num_classes).to(device).train()
+    if torch_layout:
+        model.channels_last = False
+        model.to(memory_format=torch.contiguous_format)
     return model, model.configure_optimizers()
 
 
