@@ -176,16 +176,29 @@ def loaded_code(root: Path) -> dict[str, Any]:
 
 
 def locked_outputs(root: Path) -> set[str]:
-    """Every output dvc.lock lists now: `dvc repro` writes each stage's entry as the stage ends."""
+    """Every output dvc.lock lists now: `dvc repro` writes each stage's entry as the stage ends.
+
+    Parsed once per version of the file: a stage asks when its run is created and again when it
+    records its lineage, and dvc.lock does not change in between."""
+    path = root / "dvc.lock"
+    try:
+        stat = path.stat()
+    except OSError:
+        return set()
+    return set(_locked_outputs(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _locked_outputs(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     import yaml
 
     from genlab.io import load_yaml
 
     try:
-        lock = load_yaml((root / "dvc.lock").read_text()) or {}
+        lock = load_yaml(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return set()
-    return {out["path"] for entry in (lock.get("stages") or {}).values() for out in entry.get("outs", [])}
+        return frozenset()
+    return frozenset(out["path"] for entry in (lock.get("stages") or {}).values() for out in entry.get("outs", []))
 
 
 def _plain(value: Any) -> Any:
