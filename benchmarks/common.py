@@ -24,6 +24,7 @@ from genlab.data.idx import read_idx
 from genlab.data.sources import DATASETS
 from genlab.models import build_model
 from genlab.training.data import TrainData, open_train_data
+from genlab.training.loop import MetricWindow
 
 #: Where the Debian package puts Fashion-MNIST's IDX files (the scripts' default --idx).
 FASHION_MNIST_IDX = Path(DATASETS["fashion-mnist"].local_dirs[0])
@@ -89,13 +90,13 @@ def sync(device: torch.device) -> None:
 # --------------------------------------------------------------------------- the two training loops
 def genlab_steps(data: TrainData, batch_size: int, steps: int, log_every: int) -> Iterator[Step]:
     """genlab's loop: index batches of the on-device uint8 split; metrics to the host every log_every steps."""
-    window: list[torch.Tensor] = []
+    windows: list[MetricWindow] = []
 
     def keep(out: dict[str, torch.Tensor]) -> None:
-        window.append(torch.stack([v.detach().float() for v in out.values()]))
-        if len(window) == log_every:
-            torch.stack(window).cpu()
-            window.clear()
+        if not windows:
+            windows.append(MetricWindow(list(out), log_every))
+        if windows[0].add(out):
+            windows[0].drain()
 
     gen = torch.Generator().manual_seed(0)
     per_epoch = data.n // batch_size

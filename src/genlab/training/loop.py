@@ -244,7 +244,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     # -- the loop --------------------------------------------------------------------------
     log_every = params.train["log_every"]
     names = model.metric_names
-    window: list[torch.Tensor] = []
+    window = MetricWindow(names, log_every)
     step = start_epoch * steps_per_epoch
     total = spec.epochs * steps_per_epoch
     t0, images_seen, scoring = time.perf_counter(), 0, 0.0  # scoring: seconds spent choosing the best
@@ -262,18 +262,16 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
                         x = model.to_input(images)
                         with autocast(device, precision):
                             out = model.training_step(x, labels, optimizers, step)
-                        window.append(torch.stack([out[k].float() for k in names]))
+                        full = window.add(out)
                         step += 1
                         images_seen += batch  # the global batch: img/s of all processes together
-                        if len(window) == log_every or step == total:
-                            _flush(window, names, step, history, run, model_name)
-                            window = []
+                        if full or step == total:
+                            _flush(window.drain(), names, step, history, run, model_name)
                             rate = images_seen / (time.perf_counter() - t0)
                             bar.set_postfix({"img/s": f"{rate:.0f}", **{k: f"{history[-1][k]:.3f}" for k in names[:4]}})
                         bar.update(1)
-                if window:
-                    _flush(window, names, step, history, run, model_name)
-                    window = []
+                if len(window):
+                    _flush(window.drain(), names, step, history, run, model_name)
                 if ranks.main:
                     run.log_image(epoch_grid(model, grid_fixture), key="samples", step=epoch + 1)
                     if selector is not None:
@@ -347,11 +345,32 @@ def _record_best(run, best: Best, no_best: str | None, out_dir: Path) -> None:
     run.log_artifact(out_dir / BEST_FILE, "model")
 
 
-def _flush(window, names, step, history, run, model_name):
-    """Move a window of per-step values to the host in one transfer (their mean over the processes, under
-    data parallelism); check them; log in one batch."""
-    values = distributed.mean_over_ranks(torch.stack(window)).cpu()
-    first = step - len(window) + 1
+class MetricWindow:
+    """Per-step metric values kept on the training device, `size` steps at a time, and moved to the host
+    in one transfer (the loop never waits on the device for a single step's number)."""
+
+    def __init__(self, names, size: int):
+        self.names, self.size, self.rows = tuple(names), size, []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, out: dict[str, torch.Tensor]) -> bool:
+        """Keep one step's values; True when the window is full."""
+        self.rows.append(torch.stack([out[k].float() for k in self.names]))
+        return len(self.rows) >= self.size
+
+    def drain(self) -> torch.Tensor:
+        """The kept steps as a (steps, metrics) tensor on the host (means over the processes under data
+        parallelism), and an empty window."""
+        values = distributed.mean_over_ranks(torch.stack(self.rows)).cpu()
+        self.rows = []
+        return values
+
+
+def _flush(values, names, step, history, run, model_name):
+    """Check a window's values (steps, metrics) on the host, ending at `step`; log them in one batch."""
+    first = step - len(values) + 1
     if not torch.isfinite(values).all():
         bad_row, bad_col = (~torch.isfinite(values)).nonzero()[0].tolist()
         raise TrainingDiverged(
