@@ -3,14 +3,18 @@
     python benchmarks/train_throughput.py [model ...] [--steps 20] [--precision fp32|bf16|auto]
     python benchmarks/train_throughput.py --type dcgan --shape 3,64,64 --width 64 --batch-size 64 \\
         --latent-dim 128 --precision fp32        # seed 000's LFW DCGAN (lr 2e-4, Adam(0.5, 0.999))
+    python benchmarks/train_throughput.py dcgan pix2pix --layout both --rounds 2
 
 Models are keys of params.yaml's `models` (default: all of them), or, with `--type`, one model
 type at its own defaults, which needs no params.yaml. `--width/--batch-size/--latent-dim`
 override those settings (width where the type has one). Batches are random uint8 images of
 `--shape` (C,H,W; default 1,28,28) with `--num-classes` labels on the training device, fed to
-the same `training_step` the pipeline runs; the first 3 steps are warm-up and not timed. It
-prints img/s over all timed steps and from the median step, which a busy shared machine
-disturbs less. Name the CPU (lscpu) and the machine's load (uptime) with every number.
+the same `training_step` the pipeline runs (an image-to-image model gets the same images as inputs
+and targets); the first 3 steps are warm-up and not timed. It prints img/s over all timed steps and
+from the median step, which a busy shared machine disturbs less. `--layout both` times each model
+in torch's default NCHW layout and in the one genlab trains it in (channels_last where the type sets
+`GenerativeModel.channels_last`), alternating `--rounds` times, and prints the ratio of the median-step
+rates. Name the CPU (lscpu) and the machine's load (uptime) with every number.
 """
 from __future__ import annotations
 
@@ -45,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: params.yaml's, or auto)")
     parser.add_argument("--precision", default=None,
                         help="fp32, bf16 or auto (default: params.yaml's train.precision, or fp32 with --type)")
+    parser.add_argument("--layout", choices=("model", "both"), default="model",
+                        help="model: genlab's layout for the type; both: NCHW against genlab's, side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --layout both")
     args = parser.parse_args()
     if args.kind and args.models:
         parser.error("give either params.yaml model names or --type, not both")
@@ -82,10 +89,13 @@ def with_overrides(spec: ModelSpec, args: argparse.Namespace) -> ModelSpec:
 
 
 def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int, steps: int,
-                 device: torch.device, precision: str) -> tuple[list[float], int]:
-    """(seconds of each timed training step, parameter count) of a freshly built model."""
-    model, opts = fresh_model(spec, shape, num_classes, device)
+                 device: torch.device, precision: str, torch_layout: bool = False) -> tuple[list[float], int, bool]:
+    """(seconds of each timed training step, parameter count, whether it ran channels_last) of a freshly
+    built model."""
+    model, opts = fresh_model(spec, shape, num_classes, device, torch_layout=torch_layout)
     x8 = torch.randint(0, 256, (spec.batch_size, *shape), dtype=torch.uint8, device=device)
+    if model.translation:
+        x8 = (x8, x8)
     y = torch.randint(0, num_classes, (spec.batch_size,), device=device) if num_classes else None
     seconds = []
     for step in range(steps + WARMUP_STEPS):
@@ -95,7 +105,7 @@ def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int,
         sync(device)
         if step >= WARMUP_STEPS:
             seconds.append(time.perf_counter() - start)
-    return seconds, sum(p.numel() for p in model.parameters())
+    return seconds, sum(p.numel() for p in model.parameters()), model.channels_last
 
 
 def main() -> None:
@@ -110,12 +120,31 @@ def main() -> None:
         if reason:
             print(f"{spec.name:10s} skipped: type {spec.type} cannot train on {shape} data: {reason}")
             continue
-        seconds, params = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision)
+        if args.layout == "both":
+            _compare_layouts(spec, args, device, precision)
+            continue
+        seconds, params, _ = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision)
         mean_rate = len(seconds) * spec.batch_size / sum(seconds)
         median_rate = spec.batch_size / statistics.median(seconds)
         width = spec.hparams.get("width", "-")
         print(f"{spec.name:10s} type={spec.type:8s} batch={spec.batch_size:4d} width={width!s:>3} "
               f"params={params / 1e6:6.2f}M {mean_rate:8.1f} img/s (median step: {median_rate:.1f})", flush=True)
+
+
+def _compare_layouts(spec: ModelSpec, args: argparse.Namespace, device: torch.device, precision: str) -> None:
+    """Median-step img/s in NCHW and in genlab's layout for the type, rounds alternating; their ratio."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    channels_last = False
+    for _ in range(args.rounds):
+        for torch_layout in (True, False):
+            seconds, _, used = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision,
+                                            torch_layout)
+            rates[torch_layout].append(spec.batch_size / statistics.median(seconds))
+            channels_last |= used
+    nchw, genlab = statistics.median(rates[True]), statistics.median(rates[False])
+    layout = "channels_last" if channels_last else "NCHW"
+    print(f"{spec.name:10s} NCHW {nchw:8.1f} img/s  genlab ({layout}) {genlab:8.1f} img/s  ratio {genlab / nchw:.2f}x",
+          flush=True)
 
 
 if __name__ == "__main__":
