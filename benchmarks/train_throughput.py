@@ -4,6 +4,7 @@
     python benchmarks/train_throughput.py --type dcgan --shape 3,64,64 --width 64 --batch-size 64 \\
         --latent-dim 128 --precision fp32        # seed 000's LFW DCGAN (lr 2e-4, Adam(0.5, 0.999))
     python benchmarks/train_throughput.py dcgan pix2pix --layout both --rounds 2
+    python benchmarks/train_throughput.py dcgan --compile both --steps 100 --rounds 2
 
 Models are keys of params.yaml's `models` (default: all of them), or, with `--type`, one model
 type at its own defaults, which needs no params.yaml. `--width/--batch-size/--latent-dim`
@@ -14,7 +15,9 @@ and targets); the first 3 steps are warm-up and not timed. It prints img/s over 
 from the median step, which a busy shared machine disturbs less. `--layout both` times each model
 in torch's default NCHW layout and in the one genlab trains it in (channels_last where the type sets
 `GenerativeModel.channels_last`), alternating `--rounds` times, and prints the ratio of the median-step
-rates. Name the CPU (lscpu) and the machine's load (uptime) with every number.
+rates. `--compile both` does the same for eager against `torch.compile` (inductor) of each of the
+model's networks; compilation happens in the untimed warm-up steps and its seconds are printed.
+Name the CPU (lscpu) and the machine's load (uptime) with every number.
 """
 from __future__ import annotations
 
@@ -51,7 +54,9 @@ def parse_args() -> argparse.Namespace:
                         help="fp32, bf16 or auto (default: params.yaml's train.precision, or fp32 with --type)")
     parser.add_argument("--layout", choices=("model", "both"), default="model",
                         help="model: genlab's layout for the type; both: NCHW against genlab's, side by side")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --layout both")
+    parser.add_argument("--compile", choices=("off", "both"), default="off",
+                        help="both: eager against torch.compile of each network, side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --layout/--compile both")
     args = parser.parse_args()
     if args.kind and args.models:
         parser.error("give either params.yaml model names or --type, not both")
@@ -89,15 +94,20 @@ def with_overrides(spec: ModelSpec, args: argparse.Namespace) -> ModelSpec:
 
 
 def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int, steps: int,
-                 device: torch.device, precision: str, torch_layout: bool = False) -> tuple[list[float], int, bool]:
+                 device: torch.device, precision: str, torch_layout: bool = False,
+                 compiled: bool = False) -> tuple[list[float], int, bool]:
     """(seconds of each timed training step, parameter count, whether it ran channels_last) of a freshly
-    built model."""
+    built model; `compiled`: each network (a child module with parameters) through torch.compile."""
     model, opts = fresh_model(spec, shape, num_classes, device, torch_layout=torch_layout)
+    if compiled:
+        for name, child in list(model.named_children()):
+            if any(True for _ in child.parameters()):
+                setattr(model, name, torch.compile(child))
     x8 = torch.randint(0, 256, (spec.batch_size, *shape), dtype=torch.uint8, device=device)
     if model.translation:
         x8 = (x8, x8)
     y = torch.randint(0, num_classes, (spec.batch_size,), device=device) if num_classes else None
-    seconds = []
+    seconds, warmup = [], time.perf_counter()
     for step in range(steps + WARMUP_STEPS):
         start = time.perf_counter()
         with autocast(device, precision):
@@ -105,6 +115,8 @@ def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int,
         sync(device)
         if step >= WARMUP_STEPS:
             seconds.append(time.perf_counter() - start)
+        elif step == WARMUP_STEPS - 1 and compiled:
+            print(f"{spec.name:10s} compilation and {WARMUP_STEPS} warm-up steps: {time.perf_counter() - warmup:.1f} s")
     return seconds, sum(p.numel() for p in model.parameters()), model.channels_last
 
 
@@ -122,6 +134,9 @@ def main() -> None:
             continue
         if args.layout == "both":
             _compare_layouts(spec, args, device, precision)
+            continue
+        if args.compile == "both":
+            _compare_compiled(spec, args, device, precision)
             continue
         seconds, params, _ = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision)
         mean_rate = len(seconds) * spec.batch_size / sum(seconds)
@@ -144,6 +159,19 @@ def _compare_layouts(spec: ModelSpec, args: argparse.Namespace, device: torch.de
     nchw, genlab = statistics.median(rates[True]), statistics.median(rates[False])
     layout = "channels_last" if channels_last else "NCHW"
     print(f"{spec.name:10s} NCHW {nchw:8.1f} img/s  genlab ({layout}) {genlab:8.1f} img/s  ratio {genlab / nchw:.2f}x",
+          flush=True)
+
+
+def _compare_compiled(spec: ModelSpec, args: argparse.Namespace, device: torch.device, precision: str) -> None:
+    """Median-step img/s eager and with torch.compile, rounds alternating; their ratio."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.rounds):
+        for compiled in (False, True):
+            seconds, _, _ = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision,
+                                         compiled=compiled)
+            rates[compiled].append(spec.batch_size / statistics.median(seconds))
+    eager, compiled = statistics.median(rates[False]), statistics.median(rates[True])
+    print(f"{spec.name:10s} eager {eager:8.1f} img/s  torch.compile {compiled:8.1f} img/s  ratio {compiled / eager:.2f}x",
           flush=True)
 
 
