@@ -133,10 +133,10 @@ def main() -> None:
             print(f"{spec.name:10s} skipped: type {spec.type} cannot train on {shape} data: {reason}")
             continue
         if args.layout == "both":
-            _compare_layouts(spec, args, device, precision)
+            _side_by_side(spec, args, device, precision, "torch_layout")
             continue
         if args.compile == "both":
-            _compare_compiled(spec, args, device, precision)
+            _side_by_side(spec, args, device, precision, "compiled")
             continue
         seconds, params, _ = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision)
         mean_rate = len(seconds) * spec.batch_size / sum(seconds)
@@ -146,33 +146,25 @@ def main() -> None:
               f"params={params / 1e6:6.2f}M {mean_rate:8.1f} img/s (median step: {median_rate:.1f})", flush=True)
 
 
-def _compare_layouts(spec: ModelSpec, args: argparse.Namespace, device: torch.device, precision: str) -> None:
-    """Median-step img/s in NCHW and in genlab's layout for the type, rounds alternating; their ratio."""
-    rates: dict[bool, list[float]] = {True: [], False: []}
+def _side_by_side(spec: ModelSpec, args: argparse.Namespace, device: torch.device, precision: str,
+                  option: str) -> None:
+    """Median-step img/s without and with `option` (torch_layout: NCHW against genlab's layout; compiled:
+    eager against torch.compile), rounds alternating, and their ratio."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
     channels_last = False
     for _ in range(args.rounds):
-        for torch_layout in (True, False):
+        for on in (True, False) if option == "torch_layout" else (False, True):
             seconds, _, used = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision,
-                                            torch_layout)
-            rates[torch_layout].append(spec.batch_size / statistics.median(seconds))
+                                            **{option: on})
+            rates[on].append(spec.batch_size / statistics.median(seconds))
             channels_last |= used
-    nchw, genlab = statistics.median(rates[True]), statistics.median(rates[False])
-    layout = "channels_last" if channels_last else "NCHW"
-    print(f"{spec.name:10s} NCHW {nchw:8.1f} img/s  genlab ({layout}) {genlab:8.1f} img/s  ratio {genlab / nchw:.2f}x",
-          flush=True)
-
-
-def _compare_compiled(spec: ModelSpec, args: argparse.Namespace, device: torch.device, precision: str) -> None:
-    """Median-step img/s eager and with torch.compile, rounds alternating; their ratio."""
-    rates: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(args.rounds):
-        for compiled in (False, True):
-            seconds, _, _ = step_seconds(spec, args.shape, args.num_classes, args.steps, device, precision,
-                                         compiled=compiled)
-            rates[compiled].append(spec.batch_size / statistics.median(seconds))
-    eager, compiled = statistics.median(rates[False]), statistics.median(rates[True])
-    print(f"{spec.name:10s} eager {eager:8.1f} img/s  torch.compile {compiled:8.1f} img/s  ratio {compiled / eager:.2f}x",
-          flush=True)
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    if option == "torch_layout":
+        layout = "channels_last" if channels_last else "NCHW"
+        line = f"NCHW {on:8.1f} img/s  genlab ({layout}) {off:8.1f} img/s  ratio {off / on:.2f}x"
+    else:
+        line = f"eager {off:8.1f} img/s  torch.compile {on:8.1f} img/s  ratio {on / off:.2f}x"
+    print(f"{spec.name:10s} {line}", flush=True)
 
 
 if __name__ == "__main__":
