@@ -1,6 +1,8 @@
-"""Stage evaluate@<model>: every registered metric that applies to the model (genlab.metrics.registry)
--> its metrics file and its MLflow run. Noise-to-image samples: FID/KID/precision/recall, IS and the
-classifier view; a translation model's outputs: the same against its task's target features, plus
+"""Stage evaluate@<model>: every registered metric that applies to the model (genlab.metrics.registry), for
+each training seed's samples -> metrics/<m>/seed-<s>.json and that seed's MLflow run; over the seeds (mean,
+std, min, max) -> metrics/<m>.json and the model's parent run. Noise-to-image samples: the rank key
+(classifier-space KID), FID/KID/precision/recall/density/coverage, IS, the classifier view and the
+memorization check; a translation model's outputs: the same against its task's target features, plus
 PSNR/SSIM/L1 (paired tasks), cycle L1 (cycle models) and task accuracy (domain adaptation)."""
 from pathlib import Path
 
@@ -9,9 +11,9 @@ from genlab.config import load_params
 
 
 def main(argv):
-    name, samples, real, classifier, classifier_features, model_dir, out = positional(
-        argv, "model", "samples.h5", "real_features.h5", "classifier.pt", "classifier_features.h5",
-        "model_dir", "metrics.json")
+    name, samples, real, classifier, classifier_features, train_features, model_dir, seeds_dir, out = positional(
+        argv, "model", "samples_dir", "real_features.h5", "classifier.pt", "classifier_features.h5",
+        "train_features.h5|-", "model_dir", "metrics_dir", "metrics.json")
     params = load_params()
     params.model(name)  # validate, and reach the tracking store, before the heavy imports
     from genlab.tracking import require_store
@@ -20,23 +22,38 @@ def main(argv):
     from genlab.metrics.registry import require_valid_metrics
 
     require_valid_metrics(params.eval["metrics"])
-    from genlab.io import protocol_path, write_metrics
-    from genlab.metrics.evaluate import EvaluatorFiles, evaluate, metric_numbers, mlflow_metrics, samples_context
+    from genlab.io import protocol_path
+    from genlab.layout import seed_path
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate, mlflow_metrics, samples_context
     from genlab.metrics.registry import summary
+    from genlab.metrics.seeds import inception_reason, spread_metrics, write_aggregate, write_seed_records
     from genlab.tracking import TrainingRun
 
-    evaluator = EvaluatorFiles(Path(classifier), Path(classifier_features))
-    ctx, info = samples_context(Path(samples), Path(real), evaluator, params.eval, params.seed)
-    record = {"model": name, "train_precision": info.get("train_precision", "fp32"),
-              **evaluate(ctx, params.eval.get("metrics"))}
-    write_metrics(Path(out), record, metric_numbers(record))
-    run = TrainingRun.from_dir(Path(model_dir))
-    run.log_metrics(mlflow_metrics(record), step=0)
-    run.flush()
-    run.log_artifact(Path(out), "metrics")
-    run.log_artifact(protocol_path(Path(out)), "metrics")
-    run.log_lineage(f"evaluate@{name}")
-    print(f"{name}: {summary(record)}")
+    evaluator = EvaluatorFiles(Path(classifier), Path(classifier_features),
+                               None if train_features == "-" else Path(train_features))
+    records = {}
+    for position, seed in enumerate(params.seeds_of(name)):
+        ctx, info = samples_context(seed_path(Path(samples), seed, ".h5"), Path(real), evaluator, params.eval,
+                                    params.seed)
+        ctx.seed_position, ctx.inception_reason = position, inception_reason(position, params.eval)
+        records[seed] = {"model": name, "seed": seed, "train_precision": info.get("train_precision", "fp32"),
+                         **evaluate(ctx, params.eval.get("metrics"))}
+        print(f"{name} seed {seed}: {summary(records[seed])}")
+    write_seed_records(Path(seeds_dir), records)
+    aggregate = write_aggregate(Path(out), records, "training seeds", name)
+    for seed, record in records.items():
+        run = TrainingRun.from_dir(seed_path(Path(model_dir), seed))
+        run.log_metrics(mlflow_metrics(record), step=0)
+        run.flush()
+        for path in (seed_path(Path(seeds_dir), seed, ".json"), seed_path(Path(seeds_dir), seed, ".protocol.json")):
+            run.log_artifact(path, "metrics")
+        run.log_lineage(f"evaluate@{name}")
+    parent = TrainingRun.from_dir(Path(model_dir))
+    parent.log_metrics(spread_metrics(aggregate), step=0)
+    parent.flush()
+    parent.log_artifact(Path(out), "metrics")
+    parent.log_artifact(protocol_path(Path(out)), "metrics")
+    parent.log_lineage(f"evaluate@{name}")
 
 
 if __name__ == "__main__":

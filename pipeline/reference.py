@@ -1,5 +1,6 @@
-"""Stage reference@<dataset>: the floor every model of a dataset is read against: N real train images
-scored like a model's samples against the test split (model "reference"). A task's floor, its identity
+"""Stage reference@<dataset>: the floor every model of a dataset is read against: disjoint sets of N real
+train images scored like a model's seeds against the test split (model "reference"), so the floor has a
+spread. A task's floor, its identity
 baseline, comes from its task_reference@ stage."""
 from pathlib import Path
 
@@ -14,15 +15,15 @@ def main(argv):
     from genlab.metrics.registry import require_valid_metrics
 
     require_valid_metrics(params.eval["metrics"])
-    from genlab.io import write_metrics
-    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference, metric_numbers
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_reference
     from genlab.metrics.registry import summary
+    from genlab.metrics.seeds import write_aggregate
 
     evaluator = EvaluatorFiles(classifier, classifier_features)
-    record = {"model": "reference", **evaluate_reference(data, params.sample["num_samples"], real, evaluator,
-                                                         params.eval, params.seed)}
-    write_metrics(out, record, metric_numbers(record))
-    print(f"reference of {data.stem}: {summary(record)}")
+    records = evaluate_reference(data, params.sample["num_samples"], real, evaluator, params.eval, params.seed)
+    record = write_aggregate(out, {k: {"model": "reference", **r} for k, r in records.items()},
+                             "disjoint subsets of real training images", "reference")
+    print(f"reference of {data.stem} ({len(records)} subsets; the first): {summary(record)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Stage sample@<model>: draw samples from a trained model (an image-to-image model translates its
-task's first test inputs) -> an HDF5 file and a grid PNG."""
+"""Stage sample@<model>: draw samples from each training seed's model (an image-to-image model translates
+its task's first test inputs) -> samples/<m>/seed-<s>.h5 and a grid PNG beside it."""
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -7,37 +7,25 @@ from genlab.config import load_params
 
 
 def main(argv):
-    name, data, model_dir, out, grid = positional(argv, "model", "packed.h5", "model_dir", "samples.h5", "grid.png")
+    name, data, model_dir, out_dir = positional(argv, "model", "packed.h5", "model_dir", "samples_dir")
     params = load_params()
     params.model(name)  # validate, and reach the tracking store, before the heavy imports
     from genlab.tracking import require_store
 
     require_store()
-    from genlab.sampling.sample import (generate_samples, sample_grid, translate_samples, translation_grid,
-                                        write_samples)
+    from genlab.layout import seed_path
+    from genlab.sampling.sample import sample_seed
     from genlab.tracking import TrainingRun
     from genlab.training.device import resolve_device
-    from genlab.training.loop import load_model
 
-    cfg = params.sample
-    model = load_model(Path(model_dir), resolve_device(params.train["device"]), cfg["checkpoint"])
-    info = {"model": name, "type": model.type_name, "seed": params.seed, "train_precision": model.train_precision,
-            "checkpoint": cfg["checkpoint"]}
-    if model.translation:  # the first N test inputs of its task, translated
-        samples = translate_samples(model, Path(data), cfg["num_samples"], cfg["batch_size"], params.seed)
-        images = samples.pop("images")
-        write_samples(Path(out), images, None, {**info, "n": len(images), "translation": True,
-                                                "task": params.model(name).dataset, "paired": model.paired is True},
-                      samples)
-        translation_grid(Path(grid), {"images": images, **samples}, model.image_shape, cfg["grid_size"])
-    else:
-        images, labels = generate_samples(model, cfg["num_samples"], cfg["batch_size"], params.seed)
-        write_samples(Path(out), images, labels, {**info, "n": len(images)})
-        sample_grid(Path(grid), images, labels, model.num_classes, cfg["grid_size"])
-    run = TrainingRun.from_dir(Path(model_dir))
-    run.set_tags({"genlab.sampled_checkpoint": cfg["checkpoint"]})
-    run.log_artifact(Path(grid), "samples")
-    run.log_lineage(f"sample@{name}")
+    device = resolve_device(params.train["device"])
+    for seed in params.seeds_of(name):
+        run_dir, grid = seed_path(Path(model_dir), seed), seed_path(Path(out_dir), seed, ".png")
+        sample_seed(params, name, Path(data), run_dir, seed_path(Path(out_dir), seed, ".h5"), grid, seed, device)
+        run = TrainingRun.from_dir(run_dir)
+        run.set_tags({"genlab.sampled_checkpoint": params.sample["checkpoint"]})
+        run.log_artifact(grid, "samples")
+        run.log_lineage(f"sample@{name}")
 
 
 if __name__ == "__main__":

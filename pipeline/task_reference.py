@@ -11,20 +11,21 @@ from genlab.config import load_params
 
 
 def main(argv):
-    (task, dataset, dataset_classifier, dataset_features, weights, classifier_features, evaluator_out, features,
-     out) = map(Path, positional(argv, "task.h5", "dataset.h5", "dataset_classifier.pt", "dataset_features.h5",
-                                 "weights.pt", "classifier_features.h5", "evaluator.json", "features.h5",
-                                 "metrics.json"))
+    (task, dataset, dataset_classifier, dataset_features, weights, classifier_features, train_features,
+     evaluator_out, features, out) = map(Path, positional(
+        argv, "task.h5", "dataset.h5", "dataset_classifier.pt", "dataset_features.h5", "weights.pt",
+        "classifier_features.h5", "train_features.h5", "evaluator.json", "features.h5", "metrics.json"))
     params = load_params(models=False)
     from genlab.metrics.registry import require_valid_metrics
 
     require_valid_metrics(params.eval["metrics"])
     from genlab.io import write_metrics
-    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_identity, metric_numbers
+    from genlab.metrics.evaluate import EvaluatorFiles, evaluate_identity
+    from genlab.metrics.seeds import write_aggregate
     from genlab.metrics.registry import summary
     from genlab.metrics.tasks import task_evaluator, task_features
 
-    view = task_evaluator(task, dataset_classifier, weights, classifier_features)
+    view = task_evaluator(task, dataset_classifier, weights, classifier_features, train_features)
     write_metrics(evaluator_out, view, {k: view.get(k) for k in ("test_accuracy", "test_images")})
     accuracy = view["test_accuracy"]
     print(f"task classifier {view['dataset']}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None
@@ -33,7 +34,7 @@ def main(argv):
     record = {"model": "identity", **evaluate_identity(task, params.sample["num_samples"], features,
                                                        EvaluatorFiles(weights, classifier_features), params.eval,
                                                        params.evaluator, params.seed)}
-    write_metrics(out, record, metric_numbers(record))
+    record = write_aggregate(out, {0: record}, "the one set of the first N test inputs", "identity")
     print(f"identity of {task.stem}: {summary(record)}")
 
 

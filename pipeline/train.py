@@ -1,4 +1,5 @@
-"""Stage train@<model>: train one entry of `models:` -> its output directory (+ its MLflow run).
+"""Stage train@<model>: train every training seed of one entry of `models:` -> models/<m>/seed-<s>/ each,
+with one MLflow run a seed nested under the model's parent run (genlab.training.seeds).
 
 With `train.nproc: N` > 1 the stage re-runs itself under torchrun as N data-parallel processes.
 
@@ -11,7 +12,7 @@ from genlab.config import load_params
 
 def main(argv):
     name, data, classifier, out_dir, curves = positional(argv, "model", "packed.h5", "classifier.pt", "out_dir",
-                                                         "curves.csv")
+                                                         "curves_dir")
     params = load_params()
     params.model(name)  # validate, and reach the tracking store, before the heavy imports
     from genlab.tracking import require_store
@@ -22,14 +23,18 @@ def main(argv):
     if params.train["nproc"] > 1 and not distributed.under_torchrun():  # train.nproc processes, data-parallel
         return distributed.run_under_torchrun(params.train["nproc"], [__file__, *argv])
     from genlab.tracking import TrainingRun
-    from genlab.training.loop import train_model
+    from genlab.layout import seed_path
+    from genlab.training.seeds import train_seeds
 
-    result = train_model(params, name, Path(data), Path(out_dir), Path(curves), Path(classifier))
+    results = train_seeds(params, name, Path(data), Path(out_dir), Path(curves), Path(classifier))
     if not distributed.current_ranks().main:
         return 0
-    TrainingRun.from_dir(Path(out_dir)).log_lineage(f"train@{name}")
-    print(f"{name}: {result.steps} steps, {result.images_per_second:.0f} img/s "
-          f"({result.device}, {result.precision}), MLflow run {result.run_id or 'not logged (GENLAB_TRACKING=off)'}")
+    TrainingRun.from_dir(Path(out_dir)).log_lineage(f"train@{name}")  # the parent run
+    for result in results:
+        TrainingRun.from_dir(seed_path(Path(out_dir), result.seed)).log_lineage(f"train@{name}")
+        done = "kept (already trained)" if result.kept else f"{result.images_per_second:.0f} img/s"
+        print(f"{name} seed {result.seed}: {result.steps} steps, {done} ({result.device}, {result.precision}), "
+              f"MLflow run {result.run_id or 'not logged (GENLAB_TRACKING=off)'}")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def tiny_params(models: dict) -> dict:
     """Fashion-MNIST from the Debian mirror, 192 training images, 12 samples scored: seconds per stage."""
     return {
         "seed": 0,
+        "seeds": [0],  # dvc.yaml's train/sample/evaluate stages depend on the key: keep it
+        "report": {},  # the report stage depends on it (all defaults)
         "data": {"dataset": "fashion-mnist", "train_limit": 192},
         "datasets": {"fashion-mnist": {"download": {"source": str(MIRROR)}, "pack": {}}},
         "tasks": {},  # dvc.yaml's task stages iterate over it: the key must be there, empty or not

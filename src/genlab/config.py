@@ -96,6 +96,18 @@ class Field:
 REQUIRED = object()
 
 
+def check_seeds(key: str, value: Any) -> tuple[int, ...]:
+    """A list of training seeds: non-empty, distinct, integers >= 0 (each seed is its own trained model)."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ParamsError(f"{key}: got {value!r}; expected a non-empty list of distinct integers >= 0, e.g. [0, 1, 2]")
+    seeds = tuple(Field(int, None, minimum=0).check(f"{key}[{i}]", v) for i, v in enumerate(value))
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ParamsError(f"{key}: got {list(value)!r}; seed {repeated[0]} is listed twice: each seed is one "
+                          f"trained model, list it once")
+    return seeds
+
+
 def checked_mapping(prefix: str, raw: Any, allowed: Any, expected: str) -> Mapping[str, Any]:
     """`raw` as a mapping (null: empty) whose keys are all in `allowed`; else a ParamsError."""
     if raw is None:
@@ -164,7 +176,18 @@ SAMPLE_FIELDS = {
                              "best by train.best_metric (best.pt)"),
 }
 EVAL_FIELDS = {
-    "num_real": Field(int, 2000, positive=True, help="real test images for the cached statistics"),
+    "num_real": Field(int, 2000, positive=True, help="real test images for the cached Inception statistics"),
+    "num_fake": Field(int, 2000, positive=True,
+                      help="samples scored in Inception space (the first N of each samples file; at most "
+                           "sample.num_samples). The classifier-space metrics take every sample"),
+    "inception_seeds": Field(int, 1, positive=True, nullable=True,
+                             help="Inception metrics for the first N training seeds of each model (the cross-check "
+                                  "beside the rank key); null: every seed"),
+    "reference_subsets": Field(int, 5, positive=True,
+                               help="disjoint subsets of real training images the reference row is scored on, "
+                                    "each of sample.num_samples images: the spread of the floor"),
+    "fid_inf": Field(bool, False, help="FID-infinity (Chong & Forsyth 2020: FID extrapolated to N -> infinity) on "
+                                       "the first seed of each model; needs thousands of samples"),
     "batch_size": Field(int, 50, positive=True),
     "precision": Field(str, "fp32", choices=PRECISIONS,
                        help="Inception features: fp32 is the standard protocol; bf16 is a labelled quick look"),
@@ -180,11 +203,24 @@ EVAL_FIELDS = {
                                     "null: look in torch's hub cache"),
 }
 
+REPORT_FIELDS = {
+    "rank_by": Field(str, "classifier_kid",
+                     help="the metric number the leaderboard ranks by (lower is better), mean over training "
+                          "seeds; a registered metric's number computed for every section"),
+    "tie_probability": Field(float, 0.75, minimum=0.5, maximum=1.0,
+                             help="a model ranks above another only when it beats it in at least this share of "
+                                  "seed pairs (and by more than the reference row's spread)"),
+    "bootstrap": Field(int, 1000, positive=True, help="bootstrap resamples over seeds behind each rank interval"),
+}
+
 EVALUATOR_FIELDS = {
     "epochs": Field(int, 3, positive=True, help="epochs of the dataset classifier behind classifier-IS/FID"),
     "batch_size": Field(int, 128, positive=True),
     "lr": Field(float, 1e-3, positive=True),
     "train_limit": Field(int, None, positive=True, nullable=True, help="train on the first N images only"),
+    "memorization_train": Field(int, 10000, positive=True, nullable=True,
+                                help="the first N training images the memorization check measures samples' and "
+                                     "test images' distances to (null: the whole split)"),
     "min_accuracy": Field(float, 0.85, minimum=0.0, maximum=1.0,
                           help="below this test accuracy the classifier view is flagged as not to be trusted"),
 }
@@ -343,6 +379,7 @@ class ModelSpec:
     steps_per_epoch: int | None = None
     hparams: Mapping[str, Any] = field(default_factory=dict)
     dataset: str = "fashion-mnist"
+    seeds: tuple[int, ...] | None = None  # its own training seeds (None: the top-level `seeds`)
 
     def flat(self) -> dict[str, Any]:
         return {"type": self.type, "dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size,
@@ -357,6 +394,9 @@ COMMON_MODEL_FIELDS = {
     "lr": Field(float, 2e-4, positive=True),
     "steps_per_epoch": Field(int, None, positive=True, nullable=True,
                              help="batches per epoch (null: one full pass over the training data)"),
+    "seeds": Field(list, None, nullable=True, item=int,
+                   help="this model's training seeds, replacing the top-level `seeds` (each seed is one trained "
+                        "model and MLflow run)"),
 }
 
 
@@ -371,6 +411,12 @@ class Params:
     models: Mapping[str, ModelSpec]
     datasets: Mapping[str, DatasetConfig] = field(default_factory=dict)
     tasks: Mapping[str, TaskConfig] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    report: Mapping[str, Any] = field(default_factory=lambda: check_section("report", None, REPORT_FIELDS))
+
+    def seeds_of(self, name: str) -> tuple[int, ...]:
+        """The training seeds of models.<name>: its own `seeds`, else the top-level list."""
+        return self.model(name).seeds or self.seeds
 
     def model(self, name: str) -> ModelSpec:
         if name not in self.models:
@@ -409,8 +455,10 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
             base = fields[key]
             fields[key] = dataclasses.replace(base, default=default)
     fields.update(cls.hparam_fields)
-    values = check_section(prefix, raw, fields)
-    common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS}
+    own_seeds = raw.pop("seeds", None)
+    values = check_section(prefix, raw, {k: f for k, f in fields.items() if k != "seeds"})
+    common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS if k != "seeds"}
+    common["seeds"] = None if own_seeds is None else check_seeds(f"{prefix}.seeds", own_seeds)
     common["dataset"] = common["dataset"] or default_dataset
     if cls.translation:  # image-to-image types train on a task, the others on a dataset
         if common["dataset"] not in tasks:
@@ -434,6 +482,21 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
     return ModelSpec(name=name, hparams=values, **common)
 
 
+BUDGET_KEYS = ("dataset", "epochs", "steps_per_epoch", "batch_size", "seeds")  # the budget, not the method
+
+
+def departures(spec: ModelSpec) -> list[str]:
+    """The settings of a model entry that depart from its type's defaults (the paper's values), e.g.
+    ["lr 0.001 (paper 0.0002)", "width 16 (paper 64)"]; the budget keys (epochs, steps, batch) are not
+    counted: the leaderboard states the budget in its own columns."""
+    cls = importlib.import_module("genlab.models").MODEL_TYPES[spec.type]
+    paper = {"lr": cls.defaults.get("lr", COMMON_MODEL_FIELDS["lr"].default),
+             **{k: f.default for k, f in cls.hparam_fields.items()}}
+    mine = {"lr": spec.lr, **spec.hparams}
+    return [f"{key} {mine[key]} (paper {paper[key]})" for key in paper
+            if key in mine and key not in BUDGET_KEYS and mine[key] != paper[key]]
+
+
 def parse_params(raw: Any, *, models: bool = True) -> Params:
     """Validate a whole params mapping. models=False checks the model entries' names only, for the
     stages that prepare data: they need no model code, so they neither import nor depend on it."""
@@ -441,11 +504,12 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
 
     if not isinstance(raw, Mapping):
         raise ParamsError(f"params.yaml: expected a mapping at the top level, got {type(raw).__name__}")
-    allowed = {"seed", "data", "datasets", "tasks", "train", "sample", "eval", "evaluator", "models"}
+    allowed = {"seed", "seeds", "data", "datasets", "tasks", "train", "sample", "eval", "evaluator", "models", "report"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ParamsError(f"{unknown[0]}: unknown top-level key; allowed keys: {', '.join(sorted(allowed))}")
     seed = Field(int, 0, minimum=0).check("seed", raw.get("seed", 0))
+    seeds = check_seeds("seeds", raw["seeds"]) if "seeds" in raw else (seed,)
     data = check_section("data", raw.get("data"), DATA_FIELDS)
     if data["dataset"] not in DATASETS:
         raise ParamsError(f"data.dataset: got {data['dataset']!r}; allowed values: {', '.join(sorted(DATASETS))}")
@@ -468,12 +532,21 @@ def parse_params(raw: Any, *, models: bool = True) -> Params:
     train = check_section("train", raw.get("train"), TRAIN_FIELDS)
     sample = check_section("sample", raw.get("sample"), SAMPLE_FIELDS)
     _check_training_plan(train, sample, entries)
+    evaluation = check_section("eval", raw.get("eval"), EVAL_FIELDS)
+    if evaluation["num_fake"] > sample["num_samples"]:
+        raise ParamsError(f"eval.num_fake: got {evaluation['num_fake']}, more than the {sample['num_samples']} "
+                          f"samples each model draws (sample.num_samples); use at most {sample['num_samples']}")
+    report = check_section("report", raw.get("report"), REPORT_FIELDS)
+    if models:
+        _check_rank_key(report["rank_by"], evaluation["metrics"], entries, tasks)
     return Params(
         seed=seed,
+        seeds=seeds,
+        report=report,
         data=data,
         train=train,
         sample=sample,
-        eval=check_section("eval", raw.get("eval"), EVAL_FIELDS),
+        eval=evaluation,
         evaluator=check_section("evaluator", raw.get("evaluator"), EVALUATOR_FIELDS),
         models=entries,
         datasets=datasets,
@@ -492,6 +565,22 @@ def _check_training_plan(train: Mapping[str, Any], sample: Mapping[str, Any], mo
         if spec.batch_size % nproc:
             raise ParamsError(f"models.{name}.batch_size: got {spec.batch_size}, which train.nproc: {nproc} processes "
                               f"cannot share evenly; use a multiple of {nproc}")
+
+
+def _check_rank_key(rank_by: str, metrics: tuple[str, ...] | None, models: Mapping[str, ModelSpec],
+                    tasks: Mapping[str, TaskConfig]) -> None:
+    """report.rank_by: a number of a registered metric that is computed for every section's models (a
+    dataset's noise-to-image models; a task's translations, paired where the task is)."""
+    from genlab.metrics.registry import NOISE, PAIRED, TRANSLATION, rank_key_problem
+
+    sections: dict[str, frozenset[str]] = {}
+    for spec in models.values():
+        task = tasks.get(spec.dataset)
+        sections[spec.dataset] = (frozenset({NOISE}) if task is None
+                                  else frozenset({TRANSLATION, *([PAIRED] if task.paired else [])}))
+    problem = rank_key_problem(rank_by, metrics, sections)
+    if problem:
+        raise ParamsError(f"report.rank_by: got {rank_by!r}; {problem}")
 
 
 def _datasets(raw: Any, default: str) -> dict[str, DatasetConfig]:

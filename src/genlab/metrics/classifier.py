@@ -173,8 +173,8 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
     histogram = torch.bincount(predicted, minlength=k).tolist()
     n = len(predicted)
     isc = isc_features_to_metric(logits, splits=min(10, n), rng_seed=seed)
-    fid = compute_fid_kid(feats.numpy(), real_penultimate, kid_subset_size=min(1000, n, len(real_penultimate)),
-                          seed=seed)
+    subset = min(1000, n, len(real_penultimate))
+    fid = compute_fid_kid(feats.numpy(), real_penultimate, kid_subset_size=subset, seed=seed)
     protocol = {"extractor": CLASSIFIER_EXTRACTOR, "n_fake": n, "n_real": int(len(real_penultimate)),
                 "classifier_accuracy": meta["test_accuracy"], "trusted": meta.get("trusted", True)}
     if meta.get("reason"):
@@ -183,10 +183,14 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
         "classifier_is": {"mean": isc["inception_score_mean"], "std": isc["inception_score_std"],
                           "splits": min(10, n), **protocol},
         "classifier_fid": {"value": fid["fid"], **protocol},
+        "classifier_kid": {"mean": fid["kid_mean"], "std": fid["kid_std"], "subset_size": subset, "subsets": 100,
+                           "std_is": "estimator noise: the std over KID's random subsets, not over training seeds",
+                           **protocol},
         "class_histogram": {"counts": histogram, "classes_covered": int(sum(c >= max(1, 0.01 * n) for c in histogram)),
                             "num_classes": k, "n": n},
         "conditional_accuracy": {"value": None, "reason": "unconditional model: samples have no labels"},
     }
+    record["features"] = feats.numpy()  # the samples' penultimate features, for the metrics that reuse them
     if labels is not None:
         record["conditional_accuracy"] = {"value": float((predicted.numpy() == labels).mean()), "n": n,
                                           "trusted": protocol["trusted"]}
@@ -195,5 +199,6 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
 
 def _null_view(reason: str) -> dict:
     return {"classifier_is": {"mean": None, "reason": reason}, "classifier_fid": {"value": None, "reason": reason},
+            "classifier_kid": {"mean": None, "std": None, "reason": reason}, "features": None,
             "class_histogram": {"counts": None, "classes_covered": None, "reason": reason},
             "conditional_accuracy": {"value": None, "reason": reason}}

@@ -46,14 +46,16 @@ def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any
 
 @dataclass(frozen=True)
 class EvaluatorFiles:
-    """What the evaluator stage wrote for a dataset: its classifier and that classifier's test features."""
+    """What the evaluator stage wrote for a dataset: its classifier, that classifier's test features, and
+    (datasets, not tasks) its features of the training split, for the memorization check."""
 
     classifier: Path
     features: Path
+    train_features: Path | None = None
 
 
 def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cfg: Mapping[str, Any],
-                    seed: int) -> dict:
+                    seed: int, train_features_path: Path | None = None) -> dict:
     """Train the dataset classifier and cache its penultimate features of the whole test split.
 
     An unlabelled dataset (faces) has no classifier: both files still exist, saying why, so every
@@ -70,7 +72,10 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
         reason = (f"dataset {info['dataset']} has no class labels, so no classifier is trained; "
                   f"classifier-IS/FID, class coverage and conditional accuracy are null")
         save_no_classifier(weights_path, reason)
-        save_features(features_path, np.zeros((0, PENULTIMATE_DIM), np.float32), {**protocol, "N": 0, "reason": reason})
+        for path, split in ((features_path, REAL_SPLIT), (train_features_path, "train")):
+            if path is not None:
+                save_features(path, np.zeros((0, PENULTIMATE_DIM), np.float32),
+                              {**protocol, "split": split, "N": 0, "reason": reason})
         return {"dataset": info["dataset"], "test_accuracy": None, "trusted": False, "reason": reason}
     record = train_classifier(data_path, weights_path, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                               lr=cfg["lr"], seed=seed, device=resolve_device("auto"),
@@ -79,15 +84,31 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
     images, _ = read_split(data_path, REAL_SPLIT)
     feats, _ = predict(model, torch.from_numpy(images))
     save_features(features_path, feats.numpy(), {**protocol, "N": int(len(feats))})
+    if train_features_path is not None:  # the memorization check's training side
+        images, _ = read_split(data_path, "train", limit=cfg.get("memorization_train"))
+        feats, _ = predict(model, torch.from_numpy(images))
+        save_features(train_features_path, feats.numpy(), {**protocol, "split": "train", "N": int(len(feats))})
     return {"dataset": info["dataset"], **record}
 
 
 def evaluate_reference(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
-                       cfg: Mapping[str, Any], seed: int) -> dict:
-    """Real against real: the first n *train* images, with their true labels, scored like a model's
-    samples against the test split. The floor a model is read against (same N, same protocol)."""
-    images, labels = read_split(data_path, "train", limit=n)
-    return evaluate_samples(images, labels, real_features_path, evaluator, cfg, seed)
+                       cfg: Mapping[str, Any], seed: int) -> dict[int, dict]:
+    """Real against real: disjoint sets of n *train* images (eval.reference_subsets of them: images
+    [k n, (k + 1) n)), with their true labels, each scored like one seed's samples against the test split.
+    The floor a model is read against (same N, same protocol), and its spread: how much the score of
+    real data moves between equally sized samples. Inception metrics for the first subset only (the
+    first n train images, as a model's first seed); the classifier-space metrics for every subset."""
+    k = cfg.get("reference_subsets", 1)
+    images, labels = read_split(data_path, "train", limit=n * k)
+    records = {}
+    for subset in range(min(k, len(images) // n) or 1):
+        rows = slice(subset * n, (subset + 1) * n)
+        ctx = EvalContext(images[rows], real_features_path, evaluator, cfg, seed,
+                          labels=None if labels is None else labels[rows], seed_position=subset,
+                          inception_reason=None if subset == 0 else
+                          "the Inception cross-check of the reference is computed on its first subset only")
+        records[subset] = evaluate(ctx, cfg.get("metrics"))
+    return records
 
 
 def evaluate_identity(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
@@ -135,6 +156,14 @@ class EvalContext:
     task_labels: np.ndarray | None = None
     task_classifier: str = "the model's own task classifier, on every test target image"
     outputs: str = "the model's outputs for the first n test inputs"
+    seed_position: int = 0            # the training seed's place in its model's list (0: the first)
+    inception_reason: str | None = None  # why the Inception metrics are skipped for these samples
+
+    @property
+    def copying_reference(self):
+        """The memorization check's training side (genlab.metrics.neighbours.CopyingReference), built once
+        per process for the evaluator's files; None when the evaluator saved no training features."""
+        return _copying_reference(self.evaluator.train_features, self.evaluator.features, self.seed)
 
     @functools.cached_property
     def inception(self) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -145,7 +174,7 @@ class EvalContext:
             if value != real_protocol.get(key):
                 raise ValueError(f"eval.{key} resolves to {value} but {self.real_features} was computed with "
                                  f"{real_protocol.get(key)}; re-run its stage (dvc repro) so both match")
-        fake = extract_features(self.samples, batch_size=self.cfg["batch_size"], device=device, precision=precision,
+        fake = extract_features(self.samples[:self.cfg["num_fake"]], batch_size=self.cfg["batch_size"], device=device, precision=precision,
                                 runtime=runtime, desc="features samples")
         protocol = {
             "extractor": INCEPTION_EXTRACTOR,
@@ -165,17 +194,45 @@ class EvalContext:
 
     @functools.cached_property
     def classifier(self) -> dict:
-        """The classifier view (classifier-IS/FID, class histogram, conditional accuracy) of the samples."""
+        """The classifier view (classifier-IS/FID/KID, class histogram, conditional accuracy) of every sample,
+        against the whole test split."""
         from genlab.metrics.classifier import classifier_view
 
         real_penultimate, _ = load_features(self.evaluator.features)
         return classifier_view(self.samples, self.labels, self.evaluator.classifier, real_penultimate, self.seed)
 
+    @property
+    def classifier_fid_reason(self) -> str | None:
+        return self.classifier["classifier_fid"].get("reason")
+
+    @property
+    def classifier_features(self) -> tuple[np.ndarray, np.ndarray, dict] | None:
+        """(sample features, test-split features, protocol) in the classifier's space; None without a classifier."""
+        view = self.classifier
+        if view.get("features") is None:
+            return None
+        real, _ = load_features(self.evaluator.features)
+        entry = view["classifier_fid"]
+        protocol = {k: entry[k] for k in ("extractor", "n_fake", "n_real", "classifier_accuracy", "trusted")}
+        return view["features"], real, protocol
+
+
+@functools.lru_cache(maxsize=2)
+def _copying_reference(train_path: Path, test_path: Path, seed: int):
+    from genlab.metrics.neighbours import copying_reference
+
+    train, _ = load_features(train_path)
+    test, _ = load_features(test_path)
+    return copying_reference(train, test, seed=seed) if len(train) and len(test) else None
+
 
 def evaluate(ctx: EvalContext, names: Iterable[str] | None = None) -> dict:
     """The record entries of the registered metrics that apply to the context's kinds of model (of
-    `names` only, when given), in registration order."""
-    return {metric.name: metric.compute(ctx) for metric in applicable(ctx.kinds, names)}
+    `names` only, when given), in registration order; an Inception-space metric is null with the reason
+    where ctx.inception_reason says these samples get none."""
+    return {metric.name: ({"reason": ctx.inception_reason} if metric.space == "inception" and ctx.inception_reason
+                          else metric.compute(ctx))
+            for metric in applicable(ctx.kinds, names)}
 
 
 def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_features_path: Path,

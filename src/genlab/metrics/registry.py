@@ -11,7 +11,11 @@ declares everything else the pipeline needs to know about it, so no list elsewhe
   to MLflow, and are the leaderboard's CSV columns;
 - `per_n`: the numbers are logged to MLflow a second time named after the entry's n_fake
   (fid_n2000), so runs scored with different N are never compared under one name;
-- `columns`: how the leaderboard shows it (label, and how a row's numbers are rendered).
+- `columns`: how the leaderboard shows it (label, and how a row's numbers are rendered);
+- `space`: the features it is computed in: "inception" (the cross-check at eval.num_fake samples, for
+  the first eval.inception_seeds training seeds only), "classifier" (the dataset classifier's, every
+  sample of every seed: cheap) or "pixels"/"labels";
+- `protocol`: one line on how it is computed (the estimator, k, N), shown in the docs and the report.
 
 The record key of a metric is its name. Metrics are computed, and their numbers listed, in
 registration order.
@@ -71,6 +75,8 @@ class Metric:
     per_n: bool
     columns: tuple[Column, ...]
     doc: str
+    space: str = "pixels"
+    protocol: str = ""
 
     def applies(self, kinds: Iterable[str]) -> bool:
         return not self.applies_to.isdisjoint(kinds)
@@ -82,14 +88,19 @@ class Metric:
 _METRICS: dict[str, Metric] = {}
 
 
+SPACES = ("inception", "classifier", "pixels", "labels")
+
+
 def register_metric(name: str, *, applies_to: Iterable[str], numbers: Mapping[str, str], per_n: bool = False,
-                    columns: Iterable[Column] | None = None):
+                    columns: Iterable[Column] | None = None, space: str = "pixels", protocol: str = ""):
     """Decorator: register `fn(ctx) -> record entry` as metric `name` (its record key). `columns`
     defaults to one column per number, labelled with the number's name, 3 decimals."""
     applies_to = frozenset(applies_to)
     unknown = applies_to - set(KINDS)
     if unknown or not applies_to:
         raise ValueError(f"metric {name}: applies_to {sorted(unknown) or '(empty)'}; allowed kinds: {', '.join(KINDS)}")
+    if space not in SPACES:
+        raise ValueError(f"metric {name}: space {space!r}; allowed: {', '.join(SPACES)}")
 
     def decorator(fn: Callable[[Any], dict]) -> Callable[[Any], dict]:
         if name in _METRICS:
@@ -97,7 +108,7 @@ def register_metric(name: str, *, applies_to: Iterable[str], numbers: Mapping[st
                              f"{fn.__qualname__})")
         cols = tuple(columns) if columns is not None else tuple(Column(n, n, fixed(n, 3)) for n in numbers)
         _METRICS[name] = Metric(name, fn, applies_to, tuple(numbers.items()), per_n, cols,
-                                (fn.__doc__ or "").strip().split("\n")[0])
+                                (fn.__doc__ or "").strip().split("\n")[0], space, protocol)
         return fn
     return decorator
 
@@ -151,6 +162,23 @@ def require_valid_metrics(names: Iterable[str] | None) -> None:
     error = check_metrics(names)
     if error:
         raise ParamsError(error)
+
+
+def rank_key_problem(number: str, names: Iterable[str] | None, sections: Mapping[str, frozenset[str]]) -> str | None:
+    """Why `number` cannot rank the leaderboard (None when it can): it must be a number of a registered
+    metric that eval.metrics keeps and that applies to the kinds of every section (name -> kinds)."""
+    owner = next((m for m in metrics() if number in dict(m.numbers)), None)
+    if owner is None:
+        return f"allowed values (the registered metrics' numbers): {', '.join(leaderboard_numbers())}"
+    if names is not None and owner.name not in names:
+        return f"it is metric {owner.name}'s number and eval.metrics leaves {owner.name} out; add it there"
+    missing = [section for section, kinds in sections.items() if not owner.applies(kinds)]
+    if missing:
+        allowed = [n for m in metrics() if all(m.applies(k) for k in sections.values())
+                   and (names is None or m.name in names) for n, _ in m.numbers]
+        return (f"metric {owner.name} is not computed for section(s) {', '.join(missing)}; allowed values "
+                f"for these sections: {', '.join(allowed)}")
+    return None
 
 
 def applicable(kinds: Iterable[str], names: Iterable[str] | None = None) -> list[Metric]:

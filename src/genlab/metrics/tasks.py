@@ -27,8 +27,13 @@ from genlab.metrics.classifier import CLASSIFIER_EXTRACTOR, PENULTIMATE_DIM, loa
 from genlab.metrics.features import load_features, save_features
 
 
-def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path, features_path: Path) -> dict:
+def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path, features_path: Path,
+                   train_features_path: Path | None = None) -> dict:
     info = read_info(task_path)
+    if train_features_path is not None:  # the evaluate stage's memorization input: none for translations
+        save_features(train_features_path, np.zeros((0, PENULTIMATE_DIM), np.float32),
+                      {"extractor": CLASSIFIER_EXTRACTOR, "split": "train", "N": 0,
+                       "reason": "image-to-image models get no memorization check"})
     if info["task"] is None:
         raise ValueError(f"{task_path}: not a task file (no `task` attribute); re-run its task@ stage")
     kind = TASK_KINDS[info["task"]["kind"]]

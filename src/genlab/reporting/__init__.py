@@ -1,4 +1,5 @@
-"""Reports over all models: the leaderboard (CSV, Markdown, HTML) with grids and curves, per dataset."""
-from genlab.reporting.leaderboard import ModelEntry, leaderboard_frame, reference_metrics_name, write_report
+"""Reports over all models: the leaderboard (CSV, Markdown, HTML) with grids, figures and curves, per dataset."""
+from genlab.reporting.leaderboard import (ModelEntry, Ranking, leaderboard_frame, log_to_parent_runs,
+                                          reference_metrics_name, write_report)
 
-__all__ = ["ModelEntry", "leaderboard_frame", "reference_metrics_name", "write_report"]
+__all__ = ["ModelEntry", "Ranking", "leaderboard_frame", "log_to_parent_runs", "reference_metrics_name", "write_report"]

@@ -98,3 +98,24 @@ def sample_grid(path: Path, images: torch.Tensor, labels: torch.Tensor | None, n
         save_grid(path, rows_per_class(images, labels, num_classes, per_row), nrow=per_row)
     else:
         save_grid(path, images[:size])
+
+
+def sample_seed(params, name: str, data: Path, model_dir: Path, out: Path, grid: Path, seed: int, device) -> None:
+    """One training seed's samples file and grid: sample.num_samples images drawn with the seed's own noise
+    (the first eval.num_fake of them are what the Inception metrics score)."""
+    from genlab.training.loop import load_model
+
+    cfg = params.sample
+    model = load_model(model_dir, device, cfg["checkpoint"])
+    info = {"model": name, "type": model.type_name, "seed": seed, "train_precision": model.train_precision,
+            "checkpoint": cfg["checkpoint"]}
+    if model.translation:  # the first N test inputs of its task, translated
+        samples = translate_samples(model, data, cfg["num_samples"], cfg["batch_size"], seed)
+        images = samples.pop("images")
+        write_samples(out, images, None, {**info, "n": len(images), "translation": True,
+                                          "task": params.model(name).dataset, "paired": model.paired is True}, samples)
+        translation_grid(grid, {"images": images, **samples}, model.image_shape, cfg["grid_size"])
+    else:
+        images, labels = generate_samples(model, cfg["num_samples"], cfg["batch_size"], seed)
+        write_samples(out, images, labels, {**info, "n": len(images)})
+        sample_grid(grid, images, labels, model.num_classes, cfg["grid_size"])

@@ -229,3 +229,41 @@ class TrainingRun:
         from genlab.tracking.lineage import stage_lineage
 
         self.log_dict(stage_lineage(stage), f"lineage/{stage}.json")
+
+
+class ParentRun(TrainingRun):
+    """A model's parent run: one row per model in the MLflow UI, its seed runs nested beneath (their tag
+    mlflow.parentRunId), holding the aggregates over seeds (evaluate) and the spread figure (report).
+
+    Kept in models/<m>/mlflow_run.json with the key of the settings its seeds share: reopened while the
+    key is the same (a seed added), replaced by a new run when the model's params change."""
+
+    @classmethod
+    def open(cls, run_dir: Path, *, experiment: str, model_name: str, model_type: str, seeds, key: str,
+             params: Mapping[str, Any]) -> "ParentRun":
+        if not tracking_enabled():
+            return cls(None, None)
+        path = Path(run_dir) / RUN_FILE
+        if path.exists():
+            info = json.loads(path.read_text())
+            if info.get("family") == key:
+                self = cls(client(), info["run_id"])
+                if self._call("get_run", self.run_id) is not None:
+                    self._call("update_run", self.run_id, status="RUNNING")
+                    self.set_tags({"genlab.seeds": ",".join(map(str, seeds))})
+                    return self
+        root = repo_root()
+        tags = {**provenance_tags(root, f"train@{model_name}", None), "genlab.model": model_name,
+                "genlab.model_type": model_type, "genlab.role": "parent", "genlab.seeds": ",".join(map(str, seeds)),
+                "mlflow.note.content": f"{model_name}: one child run per training seed; metrics here are over seeds "
+                                       f"(`.mean`, `.std` = training-seed spread, `.min`, `.max`)"}
+        self = cls.create(experiment=experiment, run_name=model_name, params=params, tags=tags, run_dir=run_dir)
+        info = json.loads(path.read_text())
+        write_json_atomic(path, {**info, "family": key})
+        return self
+
+    def log_budget(self, results) -> None:
+        """The seeds' training throughput: the equal-budget side of the comparison."""
+        rates = [r.images_per_second for r in results if not r.kept and r.images_per_second]
+        if rates:
+            self.log_metrics({"train_images_per_second.mean": sum(rates) / len(rates)}, step=0)

@@ -56,6 +56,8 @@ class TrainResult:
     images_per_second: float
     precision: str
     device: str
+    seed: int = 0
+    kept: bool = False  # True: a finished run of these params was on disk and was kept, not retrained
 
 
 def seed_everything(seed: int) -> None:
@@ -71,12 +73,15 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict | None = None) -> str:
+def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict | None = None,
+                seed: int | None = None) -> str:
     """What a checkpoint must match to be resumed: the model's spec, seed, data and train options, and
-    what the model prepared from the stage's other inputs (SRGAN: the content features' file digest)."""
+    what the model prepared from the stage's other inputs (SRGAN: the content features' file digest).
+    The model's list of seeds is not part of it: adding a seed leaves the other seeds' runs as they are."""
     spec = params.models[model_name].flat()
+    seed = params.seeds_of(model_name)[0] if seed is None else seed
     data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
-    keys = {"spec": spec, "seed": params.seed, "data": data, "data_hash": data_hash,
+    keys = {"spec": spec, "seed": seed, "data": data, "data_hash": data_hash,
             "train": {k: params.train[k] for k in ("device", "precision")}}
     keys["best"] = {k: params.train[k] for k in ("best_metric", "best_samples", "best_real")}
     if params.train["nproc"] > 1:  # the same experiment up to rounding, but not the same bytes
@@ -159,17 +164,23 @@ def drop_stale_autocast_weights(optimizers: dict[str, torch.optim.Optimizer]) ->
 
 
 def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
-                classifier_path: Path | None = None) -> TrainResult:
+                classifier_path: Path | None = None, *, seed: int | None = None,
+                parent_run_id: str | None = None, leave_group: bool = True) -> TrainResult:
+    """Train one seed of models.<model_name> into out_dir (its first seed when `seed` is None), as a child
+    run of `parent_run_id` when given. A finished run of the same fingerprint already in out_dir is kept.
+    Under torchrun the process group is left at the end unless `leave_group` is false (more seeds follow)."""
     ranks = distributed.current_ranks()
+    seed = params.seeds_of(model_name)[0] if seed is None else seed
     try:
-        return _train(params, model_name, data_path, out_dir, plots_path, classifier_path, ranks)
+        return _train(params, model_name, data_path, out_dir, plots_path, classifier_path, ranks, seed, parent_run_id)
     finally:
-        if ranks.parallel:
+        if ranks.parallel and leave_group:
             distributed.stop()
 
 
 def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
-           classifier_path: Path | None, ranks: distributed.Ranks) -> TrainResult:
+           classifier_path: Path | None, ranks: distributed.Ranks, seed: int,
+           parent_run_id: str | None) -> TrainResult:
     spec = params.model(model_name)
     device = distributed.start(ranks, resolve_device(params.train["device"]))
     precision = resolve_precision(params.train["precision"], device)
@@ -177,7 +188,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     data_hash = file_md5(data_path)
     info = read_info(data_path)
 
-    seed_everything(params.seed)
+    seed_everything(seed)
     data = open_train_data(data_path, limit=params.data["train_limit"], device=device,
                            memory_budget_bytes=params.data["memory_budget_mb"] << 20,
                            shuffle_buffer=params.data["shuffle_buffer"])
@@ -199,16 +210,23 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
         drop_stale_autocast_weights(optimizers)
     if ranks.parallel:
         distributed.average_gradients(optimizers, ranks.world)
-    shuffle = torch.Generator(device="cpu").manual_seed(params.seed)
+    shuffle = torch.Generator(device="cpu").manual_seed(seed)
     grid_fixture = model.grid_fixture(params.train["grid_size"], params.seed, data) if ranks.main else None
     selector, no_best = open_selector(params, classifier_path, data, model, device) if ranks.main else (None, None)
 
     # -- resume or start -----------------------------------------------------------------
-    fp = fingerprint(params, model_name, data_hash, used)
+    fp = fingerprint(params, model_name, data_hash, used, seed)
     ckpt_path = out_dir / CHECKPOINT
     start_epoch, history, best = 0, [], Best()
     run = None if ranks.main else TrainingRun(None, None)  # rank 0 alone logs
     ckpt = read_checkpoint(ckpt_path, model_name, device)
+    if ckpt is not None and _finished(ckpt, fp, spec.epochs, out_dir):  # e.g. a seed added beside this one
+        if ranks.main:
+            if not plots_path.exists():
+                write_history_csv(plots_path, ckpt["history"], model.metric_names)
+            tqdm.write(f"[{model_name} seed {seed}] up to date: {out_dir} holds this run, kept")
+        run_id = TrainingRun.from_dir(out_dir).run_id if (out_dir / "mlflow_run.json").exists() else None
+        return TrainResult(run_id, spec.epochs * steps_per_epoch, 0.0, precision, device.type, seed, kept=True)
     if ckpt is not None:
         if ckpt["fingerprint"] == fp and ckpt["epoch"] < spec.epochs:
             model.load_state_dict(ckpt["model"])
@@ -230,14 +248,15 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
                 tqdm.write(f"[{model_name}] resuming from epoch {start_epoch} of {spec.epochs}")
     if run is None:
         flat_params = {**flatten({"model": spec.flat()}), **flatten({"data": params.data}),
-                       **flatten({"train": params.train}), "seed": params.seed,
+                       **flatten({"train": params.train}), "seed": seed,
                        "train.resolved_device": device.type, "train.resolved_precision": precision,
                        "data.loader": "in_memory" if data.in_memory else "streaming",
                        "model.parameters": sum(p.numel() for p in model.parameters()), **used}
+        family = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
         run = TrainingRun.create(
-            experiment=info["dataset"], run_name=model_name, params=flat_params, run_dir=out_dir,
-            tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash),
-                  "genlab.model": model_name, "genlab.model_type": spec.type,
+            experiment=info["dataset"], run_name=f"{model_name} seed {seed}", params=flat_params, run_dir=out_dir,
+            tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash), **family,
+                  "genlab.model": model_name, "genlab.model_type": spec.type, "genlab.seed": str(seed),
                   "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()},
             dataset=dataset_input(info["dataset"], data_path, data_hash, n_images))
 
@@ -249,6 +268,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     total = spec.epochs * steps_per_epoch
     t0, images_seen, scoring = time.perf_counter(), 0, 0.0  # scoring: seconds spent choosing the best
     saved_epoch = start_epoch  # the epoch the checkpoint on disk holds
+    budget = EpochBudget(epochs_csv(plots_path), start_epoch) if ranks.main else None
     model.train()
     distributed.share_random_state(ranks)
     try:
@@ -274,11 +294,13 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
                     _flush(window.drain(), names, step, history, run, model_name)
                 if ranks.main:
                     run.log_image(epoch_grid(model, grid_fixture), key="samples", step=epoch + 1)
+                    score = None
                     if selector is not None:
                         started = time.perf_counter()
-                        best = _select(selector, model, data, epoch + 1, step, best, out_dir, run, precision)
+                        best, score = _select(selector, model, data, epoch + 1, step, best, out_dir, run, precision)
                         scoring += time.perf_counter() - started
                         run.log_metrics({"select_seconds": time.perf_counter() - started}, step=step)
+                    budget.add(epoch + 1, step, step * batch, time.perf_counter() - t0 - scoring, score)
                     run.flush()
                     save_torch_atomic({
                         "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
@@ -309,7 +331,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     except BaseException:
         run.terminate(ok=False)
         raise
-    return TrainResult(run.run_id, step, rate, precision, device.type)
+    return TrainResult(run.run_id, step, rate, precision, device.type, seed)
 
 
 def save_model_file(model: GenerativeModel, precision: str, path: Path) -> None:
@@ -331,7 +353,43 @@ def _select(selector, model, data, epoch: int, step: int, best: Best, out_dir: P
     if score < best.score:
         save_model_file(candidate, precision, out_dir / BEST_FILE)
         best = Best(epoch, step, score)
-    return best
+    return best, score
+
+
+def _finished(ckpt: dict[str, Any], fp: str, epochs: int, out_dir: Path) -> bool:
+    """The checkpoint is the end of a run with these params, and its model file was written."""
+    return ckpt["fingerprint"] == fp and ckpt["epoch"] >= epochs and (out_dir / MODEL_FILE).exists()
+
+
+def epochs_csv(curves: Path) -> Path:
+    """plots/train/<m>/seed-<s>.csv -> seed-<s>-epochs.csv: the run's budget, epoch by epoch."""
+    return curves.with_name(f"{curves.stem}-epochs.csv")
+
+
+EPOCH_COLUMNS = ("epoch", "step", "images_seen", "train_seconds", "select_classifier_fid")
+
+
+class EpochBudget:
+    """Per epoch: steps, training images seen and training seconds so far (the loop alone: not the
+    best-checkpoint scores), with the epoch's selection score. The equal-budget columns of the report
+    and its quality-vs-compute figure. Seconds are wall-clock, so they live in this plots file (not
+    cached by DVC), never in the model files; a resumed run continues the seconds of the epochs it kept."""
+
+    def __init__(self, path: Path, start_epoch: int):
+        self.path, self.rows, self.offset = path, [], 0.0
+        if start_epoch and path.exists():
+            with open(path, newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]
+            self.offset = float(self.rows[-1]["train_seconds"]) if self.rows else 0.0
+
+    def add(self, epoch: int, step: int, images: int, seconds: float, score: float | None) -> None:
+        self.rows.append({"epoch": epoch, "step": step, "images_seen": images,
+                          "train_seconds": f"{self.offset + seconds:.3f}",
+                          "select_classifier_fid": "" if score is None else f"{score:.6g}"})
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, EPOCH_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.rows)
 
 
 def _record_best(run, best: Best, no_best: str | None, out_dir: Path) -> None:

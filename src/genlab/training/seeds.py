@@ -1,0 +1,67 @@
+"""All training seeds of one model in one process: a parent MLflow run holding one child run per seed.
+
+Each seed is its own trained model (models/<m>/seed-<s>/), resumable on its own; a seed whose finished
+run is on disk with the same fingerprint is kept, so adding a seed to the list trains that seed only.
+Seeds no longer listed are removed, so the directory holds what params.yaml says. The parent run
+(models/<m>/mlflow_run.json) is reused while the model's params are unchanged, and a new one starts when
+they change (its children are then all retrained)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from genlab.config import Params, flatten
+from genlab.layout import remove_other_seeds, seed_path
+from genlab.training import distributed
+from genlab.training.loop import TrainResult, file_md5, train_model
+
+
+def family_key(params: Params, model_name: str, data_hash: str) -> str:
+    """What the seeds of one parent run share: the model's settings (not its seeds), data and train options."""
+    spec = {k: v for k, v in params.models[model_name].flat().items()}
+    keys = {"spec": spec, "data": {k: v for k, v in params.data.items() if k != "memory_budget_mb"},
+            "data_hash": data_hash, "train": dict(params.train)}
+    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def train_seeds(params: Params, model_name: str, data_path: Path, out_dir: Path, curves_dir: Path,
+                classifier_path: Path | None = None) -> list[TrainResult]:
+    """Train every seed of models.<model_name> (params.seeds_of) under one parent run; returns one result a seed."""
+    from genlab.tracking.mlflow_run import ParentRun
+
+    ranks = distributed.current_ranks()
+    seeds = params.seeds_of(model_name)
+    spec = params.model(model_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parent = None
+    if ranks.main:
+        for directory in (out_dir, curves_dir):
+            dropped = remove_other_seeds(directory, seeds)
+            if dropped and directory == out_dir:
+                print(f"[{model_name}] seeds {', '.join(map(str, dropped))} are no longer listed: removed")
+        data_hash = file_md5(data_path)
+        parent = ParentRun.open(out_dir, experiment=_experiment(data_path), model_name=model_name,
+                                model_type=spec.type, seeds=seeds, key=family_key(params, model_name, data_hash),
+                                params={**flatten({"model": spec.flat()}), "seeds": list(seeds)})
+    results = []
+    try:
+        for i, seed in enumerate(seeds):
+            results.append(train_model(params, model_name, data_path, seed_path(out_dir, seed),
+                                       seed_path(curves_dir, seed, ".csv"), classifier_path, seed=seed,
+                                       parent_run_id=parent.run_id if parent else None,
+                                       leave_group=i == len(seeds) - 1))
+    except BaseException:
+        if parent is not None:
+            parent.terminate(ok=False)
+        raise
+    if parent is not None:
+        parent.log_budget(results)
+        parent.terminate(ok=True)
+    return results
+
+
+def _experiment(data_path: Path) -> str:
+    from genlab.data.hdf5 import read_info
+
+    return read_info(data_path)["dataset"]
