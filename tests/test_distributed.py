@@ -51,9 +51,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 
 STAGE = {"train": {"foreach": ["m"], "do": {
-    "cmd": "python pipeline/train.py ${item} data/packed.h5 data/classifier.pt models/${item} plots/${item}.csv",
+    "cmd": "python pipeline/train.py ${item} data/packed.h5 data/classifier.pt models/${item} plots/${item}",
     "deps": ["data/packed.h5", "data/classifier.pt"], "params": ["seed", "data", "train", "models.${item}"],
-    "outs": [{"models/${item}": {"persist": True}}], "plots": [{"plots/${item}.csv": {"cache": False}}]}}}
+    "outs": [{"models/${item}": {"persist": True}}], "plots": [{"plots/${item}": {"cache": False, "persist": True}}]}}}
+RUN = Path("models") / "m" / "seed-5"  # the one training seed: params' `seed` (no `seeds` list)
 
 
 def project(root: Path, nproc: int, inputs: dict[str, Path]) -> Path:
@@ -72,7 +73,7 @@ def start(root: Path) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
            "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(REPO / "pipeline" / "train.py"), "m", "data/packed.h5", "data/classifier.pt",
-           "models/m", "plots/m.csv"]
+           "models/m", "plots/m"]
     return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -94,7 +95,7 @@ def train(root: Path) -> str:
 
 
 def weights(root: Path, name: str = "model.pt") -> dict[str, torch.Tensor]:
-    return torch.load(root / "models" / "m" / name, weights_only=True)["state_dict"]
+    return torch.load(root / RUN / name, weights_only=True)["state_dict"]
 
 
 def initial_weights() -> dict[str, torch.Tensor]:
@@ -109,7 +110,7 @@ def runs(root: Path):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("fashion-mnist")
-    return client, client.search_runs([experiment.experiment_id])
+    return client, client.search_runs([experiment.experiment_id], filter_string="tags.`genlab.seed` = '5'")
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +140,9 @@ def test_two_processes_train_what_one_process_trains_on_the_same_global_batch(on
         checked += 1
     assert checked > 10
     # and not trivially: the parallel weights did train (they are not the initial ones)
-    start_of_training = torch.load(one / "models" / "m" / "checkpoint.pt", weights_only=False)
+    start_of_training = torch.load(one / RUN / "checkpoint.pt", weights_only=False)
     assert start_of_training["epoch"] == EPOCHS
-    curves = [np.loadtxt(root / "plots" / "m.csv", delimiter=",", skiprows=1) for root in (one, two)]
+    curves = [np.loadtxt(root / "plots" / "m" / "seed-5.csv", delimiter=",", skiprows=1) for root in (one, two)]
     assert curves[0].shape == (EPOCHS * STEPS, 5)
     np.testing.assert_allclose(curves[1], curves[0], rtol=1e-3, atol=1e-4)  # rank means = the global batch's
 
@@ -163,7 +164,7 @@ def test_one_mlflow_run_holds_the_curves_logged_by_rank_zero(one_and_two):
 def test_a_two_process_run_killed_after_an_epoch_resumes_to_the_same_bytes(one_and_two, inputs, tmp_path):
     _, two = one_and_two
     root = project(tmp_path / "resumed", 2, inputs)
-    checkpoint = root / "models" / "m" / "checkpoint.pt"
+    checkpoint = root / RUN / "checkpoint.pt"
     proc = start(root)
     deadline = time.monotonic() + 300
     while not checkpoint.exists():
@@ -179,7 +180,7 @@ def test_a_two_process_run_killed_after_an_epoch_resumes_to_the_same_bytes(one_a
     out = train(root)
     assert f"resuming from epoch {epoch} of {EPOCHS}" in out, out[-3000:]
     for name in ("model.pt", "best.pt"):
-        assert (root / "models" / "m" / name).read_bytes() == (two / "models" / "m" / name).read_bytes(), name
+        assert (root / RUN / name).read_bytes() == (two / RUN / name).read_bytes(), name
     client, found = runs(root)
     assert len(found) == 1 and found[0].info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(found[0].info.run_id, "loss_d")]

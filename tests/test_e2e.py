@@ -55,6 +55,20 @@ PER_TASK = ("task", "task_reference")
 FACES = {"dcgan_faces": {"type": "dcgan", "dataset": "lfw", **TINY_MODEL, **TINY_OVERRIDES},
          "vae_faces": {"type": "vae", "dataset": "lfw", **TINY_MODEL}}
 DATASETS = ("fashion-mnist", "lfw")
+SEEDED = ("gan", "dcgan")  # trained with seeds [0, 1]; every other entry with the default [0]
+
+
+def seeds_of(name: str) -> list[int]:
+    return [0, 1] if name in SEEDED else [0]
+
+
+def seed_run(repo: Path, name: str, seed: int = 0) -> str:
+    """The MLflow run id of one training seed of a model (its child run)."""
+    return json.loads((repo / "models" / name / f"seed-{seed}" / "mlflow_run.json").read_text())["run_id"]
+
+
+def seed_record(repo: Path, name: str, seed: int = 0) -> dict:
+    return read_record(repo / "metrics" / name / f"seed-{seed}.json")
 PER_DATASET = ("download", "pack", "evaluator", "real_features", "reference")
 
 
@@ -69,6 +83,8 @@ def e2e_params(faces_url: str, faces_sha256: str) -> dict:
         blocks = {"residual_blocks": 1} if "residual_blocks" in MODEL_TYPES[name].hparam_fields else {}
         models[name] = {"type": name, "dataset": task, **TINY_TRANSLATION, **blocks}
     models.update(FACES)
+    for name in SEEDED:  # two training seeds each: parent and child runs, spread, tie groups
+        models[name]["seeds"] = [0, 1]
     params = tiny_params(models)
     params["tasks"] = TASKS
     params["datasets"]["lfw"] = {"download": {"source": faces_url, "checksums": {"archive": f"sha256:{faces_sha256}"}},
@@ -126,10 +142,10 @@ def test_faces_are_packed_as_rgb_64_and_their_models_scored_without_a_classifier
         assert f["train/images"].shape[1:] == (3, 64, 64) and "labels" not in f["train"]
         assert json.loads(f.attrs["preprocessing"])["crop"] == 90
     for name in FACES:
-        record = read_record(repo / "metrics" / f"{name}.json")
+        record = seed_record(repo, name)
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == "lfw/test", name
         assert record["classifier_fid"]["value"] is None and "no class labels" in record["classifier_fid"]["reason"]
-        with h5py.File(repo / "samples" / f"{name}.h5") as f:
+        with h5py.File(repo / "samples" / name / "seed-0.h5") as f:
             assert f["images"].shape == (12, 3, 64, 64)
     evaluator = read_record(repo / "metrics" / "evaluator-lfw.json")
     assert evaluator["test_accuracy"] is None and "no class labels" in evaluator["reason"]
@@ -141,22 +157,75 @@ def test_one_mlflow_experiment_per_dataset(project):
     for dataset, names in (("fashion-mnist", NOISE_TYPES), ("lfw", list(FACES)), *by_task.items()):
         experiment = client.get_experiment_by_name(dataset)
         runs = client.search_runs([experiment.experiment_id])
-        assert sorted(r.info.run_name for r in runs) == sorted(names), dataset
+        expected = [*names, *(f"{n} seed {s}" for n in names for s in seeds_of(n))]  # parents and their seeds
+        assert sorted(r.info.run_name for r in runs) == sorted(expected), dataset
         assert all(r.info.status == "FINISHED" and r.data.params["model.dataset"] == dataset for r in runs)
+
+
+def test_each_model_is_a_parent_run_with_one_child_per_seed_holding_the_spread(project):
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    experiment = client.get_experiment_by_name("fashion-mnist").experiment_id
+    for name in SEEDED:
+        parent_id = json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"]
+        children = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+        assert sorted(r.data.tags["genlab.seed"] for r in children) == ["0", "1"], name
+        assert {r.info.run_id for r in children} == {seed_run(repo, name, s) for s in (0, 1)}
+        assert len({r.data.metrics["classifier_kid"] for r in children}) == 2  # two seeds, two models
+        parent = client.get_run(parent_id)
+        values = [r.data.metrics["classifier_kid"] for r in children]
+        assert parent.data.metrics["classifier_kid.mean"] == pytest.approx(sum(values) / 2)
+        assert parent.data.metrics["classifier_kid.std"] > 0 and parent.data.metrics["seeds"] == 2
+        assert parent.data.tags["genlab.role"] == "parent"
+        # the model's metrics file: each number over the seeds; the spread figure logged to the parent
+        numbers = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        assert numbers["mean"]["classifier_kid"] == parent.data.metrics["classifier_kid.mean"] and numbers["n"] == 2
+        report = [a.path for a in client.list_artifacts(parent_id, "report")]
+        assert "report/spread-fashion-mnist.png" in report, report
+    # the Inception cross-check on the first seed only; the classifier-space rank key on every seed
+    assert seed_record(repo, "gan", 1)["fid"].get("value") is None
+    assert "eval.inception_seeds" in seed_record(repo, "gan", 1)["fid"]["reason"]
+    assert math.isfinite(seed_record(repo, "gan", 1)["classifier_kid"]["mean"])
+
+
+def test_leaderboard_shows_the_spread_over_seeds_rank_intervals_and_tie_groups(project):
+    import pandas as pd
+
+    repo = project["repo"]
+    board = pd.read_csv(repo / "reports" / "leaderboard.csv")
+    fashion = board[board["dataset"] == "fashion-mnist"].set_index("model")
+    assert fashion.loc["gan", "seeds"] == 2 and fashion.loc["cgan", "seeds"] == 1
+    assert fashion.loc["gan", "key_std"] > 0 and fashion.loc["gan", "key_min"] <= fashion.loc["gan", "key_max"]
+    models = fashion.drop(index="reference")
+    assert models["group"].notna().all() and (models["rank_low"] <= models["rank"]).all()
+    assert (models["rank"] <= models["rank_high"]).all()
+    assert fashion.loc["reference", "seeds"] == 3  # the floor over disjoint real subsets (eval.reference_subsets)
+    md = (repo / "reports" / "leaderboard.md").read_text()
+    assert "classifier_kid x1e3: mean ± seed std (min–max)" in md and "| group | rank |" in md
+    row = next(line for line in md.splitlines() if line.split("|")[3].strip().startswith("gan"))
+    assert " ± " in row.split("|")[5] and "–" in row.split("|")[5], row
+    assert (repo / "reports" / "figures" / "spread-fashion-mnist.png").read_bytes()[:4] == b"\x89PNG"
+    assert (repo / "reports" / "figures" / "compute-fashion-mnist.png").read_bytes()[:4] == b"\x89PNG"
+    assert (repo / "reports" / "nearest" / "gan.png").read_bytes()[:4] == b"\x89PNG"
+    assert "nearest/gan.png" in (repo / "reports" / "index.html").read_text()
 
 
 def test_metrics_files_hold_finite_fid_and_kid(project):
     from genlab.metrics.evaluate import metric_numbers
 
     for name in NOISE_TYPES:  # the Fashion-MNIST entries carry the types' names
-        record = read_record(project["repo"] / "metrics" / f"{name}.json")
+        record = seed_record(project["repo"], name)
         # the DVC metrics file: the numbers alone; the protocol file: each number's protocol
-        numbers = json.loads((project["repo"] / "metrics" / f"{name}.json").read_text())
+        numbers = json.loads((project["repo"] / "metrics" / name / "seed-0.json").read_text())
         assert numbers == metric_numbers(record) and numbers["fid"] == record["fid"]["value"], name
         assert all(v is None or isinstance(v, (int, float)) for v in numbers.values()), numbers
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["value"] > 0, name
         assert math.isfinite(record["kid"]["mean"]), name
         assert record["fid"]["n_fake"] == 12 and record["fid"]["n_real"] == 12
+        assert record["classifier_kid"]["n_fake"] == 24 and math.isfinite(record["classifier_kid"]["mean"])
+        assert 0 <= record["density_coverage"]["coverage"] <= 1 and record["density_coverage"]["k"] == 5
+        assert 0 <= record["classifier_density_coverage"]["coverage"] <= 1
+        assert math.isfinite(record["memorization"]["c_t"]) and len(record["memorization"]["nearest"]["train"]) == 16
         assert record["fid"]["extractor"] == "inception-v3-tf-fidhelper"
         assert record["fid"]["runtime"] == "onnxruntime"  # auto, fp32 on CPU
         assert len(record["fid"]["weights_sha256"]) == 64
@@ -164,7 +233,7 @@ def test_metrics_files_hold_finite_fid_and_kid(project):
         assert 0.0 <= record["precision_recall"]["precision"] <= 1.0 and 0.0 <= record["precision_recall"]["recall"] <= 1.0
         assert 1.0 <= record["classifier_is"]["mean"] <= 10.0
         assert math.isfinite(record["classifier_fid"]["value"])
-        assert sum(record["class_histogram"]["counts"]) == 12
+        assert sum(record["class_histogram"]["counts"]) == 24
         conditional = MODEL_TYPES[name].conditional
         assert (record["conditional_accuracy"]["value"] is not None) == conditional, name
 
@@ -177,7 +246,7 @@ def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
     assert experiment.artifact_location == (repo / "mlartifacts" / "fashion-mnist").as_uri()
     for name in NOISE_TYPES:
         cls = MODEL_TYPES[name]
-        run_id = json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"]
+        run_id = seed_run(repo, name)
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED", name
         assert run.info.experiment_id == experiment.experiment_id
@@ -194,17 +263,17 @@ def test_mlflow_run_holds_params_curves_images_and_eval_metrics(project):
         assert len(history) >= 5 and all(math.isfinite(m.value) for m in history), name
         assert len({m.step for m in history}) == len(history)
         # evaluation landed in the same run
-        metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        metrics = json.loads((repo / "metrics" / name / "seed-0.json").read_text())
         assert run.data.metrics["fid"] == metrics["fid"]
         artifacts = {a.path for a in client.list_artifacts(run_id)}
         assert {"samples", "model", "curves", "metrics", "images", "lineage"} <= artifacts, name
-        assert [a.path for a in client.list_artifacts(run_id, "samples")] == [f"samples/{name}.png"]
+        assert [a.path for a in client.list_artifacts(run_id, "samples")] == ["samples/seed-0.png"]
 
 
 def test_per_epoch_grids_are_step_indexed_images(project):
     repo = project["repo"]
     client = mlflow_client(repo)
-    run_id = json.loads((repo / "models" / "dcgan" / "mlflow_run.json").read_text())["run_id"]
+    run_id = seed_run(repo, "dcgan")
     files = [a.path for a in client.list_artifacts(run_id, "images")]
     steps = {int(m.group(1)) for f in files if (m := re.search(r"step\+(\d+)\+", f))}
     assert steps == {1, 2}, files
@@ -215,12 +284,14 @@ def test_plots_csv_and_sample_files(project):
 
     repo = project["repo"]
     for name in ("dcgan", "cgan", "vae"):
-        header = (repo / "plots" / "train" / f"{name}.csv").read_text().splitlines()[0].split(",")
+        header = (repo / "plots" / "train" / name / "seed-0.csv").read_text().splitlines()[0].split(",")
         assert header[0] == "step"
-    with h5py.File(repo / "samples" / "cgan.h5") as f:
-        assert f["images"].shape == (12, 1, 28, 28) and f["images"].dtype.name == "uint8"
-        assert sorted(f["labels"][()].tolist()) == sorted([i % 10 for i in range(12)])
-    assert (repo / "samples" / "cgan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        budget = (repo / "plots" / "train" / name / "seed-0-epochs.csv").read_text().splitlines()
+        assert budget[0] == "epoch,step,images_seen,train_seconds,select_classifier_fid" and len(budget) == 3
+    with h5py.File(repo / "samples" / "cgan" / "seed-0.h5") as f:
+        assert f["images"].shape == (24, 1, 28, 28) and f["images"].dtype.name == "uint8"
+        assert sorted(f["labels"][()].tolist()) == sorted([i % 10 for i in range(24)])
+    assert (repo / "samples" / "cgan" / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_lists_every_model_and_the_reference(project):
@@ -241,7 +312,7 @@ def test_report_lists_every_model_and_the_reference(project):
         assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
         assert reference["fid"]["real_split"] == f"{dataset}/test"
     page = (repo / "reports" / "index.html").read_text()
-    assert "../samples/dcgan.png" in page and "curves/dcgan.png" in page
+    assert "../samples/dcgan/seed-0.png" in page and "curves/dcgan.png" in page
 
 
 def test_image_to_image_models_translate_their_tasks_and_are_scored_for_it(project):
@@ -252,30 +323,30 @@ def test_image_to_image_models_translate_their_tasks_and_are_scored_for_it(proje
     cycle = {"cyclegan", "discogan", "dualgan"}
     for name, task in TRANSLATION.items():
         cls = MODEL_TYPES[name]
-        with h5py.File(repo / "samples" / f"{name}.h5") as f:
+        with h5py.File(repo / "samples" / name / "seed-0.h5") as f:
             info = json.loads(f.attrs["info"])
             assert info["translation"] and info["task"] == task, name
-            assert f["images"].shape == f["targets"].shape and len(f["inputs"]) == 12, name
+            assert f["images"].shape == f["targets"].shape and len(f["inputs"]) == 24, name
             assert ("reconstructions" in f) == (name in cycle) and ("task_predictions" in f) == (name == "pixelda")
-        record = read_record(repo / "metrics" / f"{name}.json")
+        record = seed_record(repo, name)
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == f"{task}/test", name
-        numbers = json.loads((repo / "metrics" / f"{name}.json").read_text())
+        numbers = json.loads((repo / "metrics" / name / "seed-0.json").read_text())
         paired = cls.paired is True
         assert ("psnr" in numbers and "ssim" in numbers and "l1" in numbers) == paired, (name, numbers)
         if paired:
             assert 0 < numbers["psnr"] < 60 and -1 <= numbers["ssim"] <= 1 and 0 <= numbers["l1"] <= 1, name
         assert ("cycle_l1" in numbers) == (name in cycle), name
         assert ("task_accuracy" in numbers) == (name == "pixelda"), name
-        run = client.get_run(json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"])
+        run = client.get_run(seed_run(repo, name))
         assert client.get_experiment(run.info.experiment_id).name == task  # one MLflow experiment per task
         assert {"loss_g", "loss_d", "real_score", "fake_score"} <= set(run.data.metrics), name
         assert run.data.metrics["fid"] == numbers["fid"]
-        assert (repo / "samples" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    srgan = client.get_run(json.loads((repo / "models" / "srgan" / "mlflow_run.json").read_text())["run_id"])
+        assert (repo / "samples" / name / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    srgan = client.get_run(seed_run(repo, "srgan"))
     assert srgan.data.params["model.content_features_used"].startswith("dataset classifier conv block 2 (sr4.pt")
-    identity = json.loads((repo / "metrics" / "reference-fm-m.json").read_text())
+    identity = json.loads((repo / "metrics" / "reference-fm-m.json").read_text())["mean"]
     assert 0 <= identity["task_accuracy"] <= 1  # PixelDA's comparison: the source-only classifier
-    inpaint = json.loads((repo / "metrics" / "reference-inpaint.json").read_text())
+    inpaint = json.loads((repo / "metrics" / "reference-inpaint.json").read_text())["mean"]
     assert inpaint["psnr"] > 0 and "cycle_l1" not in inpaint
     features = read_record(repo / "metrics" / "reference-inpaint.json")["fid"]
     assert features["real_split"] == "inpaint/test"
@@ -286,7 +357,7 @@ def test_an_image_to_image_run_is_audited_and_retrained_byte_for_byte(project):
     repo = project["repo"]
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "results")
-    run_id = json.loads((repo / "models" / "pix2pix" / "mlflow_run.json").read_text())["run_id"]
+    run_id = seed_run(repo, "pix2pix")
     report = repo.parent / "audit-pix2pix.json"
     proc = subprocess.run([str(BIN / "genlab"), "audit", run_id, "--retrain", "--json", str(report)], cwd=repo,
                           env=env_for(repo, GENLAB_CACHE=str(repo.with_name(f"{repo.name}-genlab-cache"))),
@@ -294,8 +365,8 @@ def test_an_image_to_image_run_is_audited_and_retrained_byte_for_byte(project):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     checks = {c["check"]: c for c in json.loads(report.read_text())["checks"]}
-    assert checks["rebuilt samples/pix2pix.h5"]["verdict"] == "match", output
-    assert checks["retrained models/pix2pix/model.pt (md5)"]["verdict"] == "match", output
+    assert checks["rebuilt samples/pix2pix/seed-0.h5"]["verdict"] == "match", output
+    assert checks["retrained models/pix2pix/seed-0/model.pt (md5)"]["verdict"] == "match", output
     assert {"metric fid", "metric psnr", "metric ssim"} <= set(checks), sorted(checks)
     assert all(c["verdict"] == "match" for name, c in checks.items() if name.startswith("metric ")), output
 
@@ -307,14 +378,14 @@ def test_runs_show_as_model_training_with_dataset_and_source_in_the_mlflow_ui(pr
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI view
     data_md5 = hashlib.md5((repo / "data/packed/fashion-mnist.h5").read_bytes()).hexdigest()
     for name in ("gan", "vae"):
-        run = client.get_run(json.loads((repo / "models" / name / "mlflow_run.json").read_text())["run_id"])
+        run = client.get_run(seed_run(repo, name))
         (dataset_input,) = run.inputs.dataset_inputs
         assert dataset_input.dataset.name == "fashion-mnist" and dataset_input.dataset.digest == data_md5[:12]
         assert {t.key: t.value for t in dataset_input.tags} == {"mlflow.data.context": "train"}
         assert run.data.tags["mlflow.source.name"] == f"dvc repro train@{name}"
         assert run.data.tags["mlflow.source.git.commit"] == run.data.tags["git.commit"]
         assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "metrics")) == [
-            f"metrics/{name}.json", f"metrics/{name}.protocol.json"]
+            "metrics/seed-0.json", "metrics/seed-0.protocol.json"]
 
 
 @pytest.mark.skipif(chromium() is None, reason="needs Chromium (`apt-get install chromium`)")
@@ -324,7 +395,7 @@ def test_the_mlflow_ui_in_a_browser_shows_the_runs_their_curves_and_grids(projec
     repo = project["repo"]
     client = mlflow_client(repo)
     experiment = client.get_experiment_by_name("fashion-mnist")
-    run_id = json.loads((repo / "models" / "dcgan" / "mlflow_run.json").read_text())["run_id"]
+    run_id = seed_run(repo, "dcgan")
     with mlflow_ui(repo, free_port()) as url:
         page = f"{url}/{experiment_page(experiment.experiment_id)}"  # what `make ui` prints
         text = visible_text(rendered_dom(page))
@@ -367,7 +438,7 @@ def test_dvc_plots_show_and_exp_show_render_without_errors(project):
     assert "weights_sha256" not in table and "extractor" not in table and "reason" not in table
     metrics = dvc(repo, "metrics", "show", "--json").stdout
     (workspace,) = [rev["data"] for rev in json.loads(metrics).values()]
-    assert workspace["metrics/gan.json"]["data"]["fid"] > 0
+    assert workspace["metrics/gan.json"]["data"]["mean"]["fid"] > 0
 
 
 def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
@@ -380,6 +451,31 @@ def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = dvc(repo, "repro")
     assert ran_stages(changed.stdout + changed.stderr) == model_stages("dcgan") | {"report"}
+
+
+def test_adding_a_seed_trains_only_that_seed_under_the_same_parent(project):
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    kept = {s: hashlib.md5((repo / "models" / "gan" / f"seed-{s}" / "model.pt").read_bytes()).hexdigest() for s in (0, 1)}
+    children = {s: seed_run(repo, "gan", s) for s in (0, 1)}
+    parent = json.loads((repo / "models" / "gan" / "mlflow_run.json").read_text())["run_id"]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"]["gan"]["seeds"] = [0, 1, 2]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    added = dvc(repo, "repro")
+    output = added.stdout + added.stderr
+    assert ran_stages(output) == model_stages("gan") | {"report"}
+    assert "gan seed 0: " in output and "kept (already trained)" in output.split("gan seed 0: ", 1)[1].splitlines()[0]
+    assert "kept (already trained)" in output.split("gan seed 1: ", 1)[1].splitlines()[0]
+    assert "img/s" in output.split("gan seed 2: ", 1)[1].splitlines()[0]  # the new seed is trained
+    for seed, md5 in kept.items():
+        assert hashlib.md5((repo / "models" / "gan" / f"seed-{seed}" / "model.pt").read_bytes()).hexdigest() == md5
+        assert seed_run(repo, "gan", seed) == children[seed]
+    assert json.loads((repo / "models" / "gan" / "mlflow_run.json").read_text())["run_id"] == parent
+    experiment = client.get_experiment_by_name("fashion-mnist").experiment_id
+    family = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.data.tags["genlab.seed"] for r in family) == ["0", "1", "2"]
+    assert json.loads((repo / "metrics" / "gan.json").read_text())["n"] == 3
 
 
 def test_changing_one_datasets_preprocessing_reruns_only_what_depends_on_it(project):
@@ -395,17 +491,15 @@ def test_changing_one_datasets_preprocessing_reruns_only_what_depends_on_it(proj
 def test_compare_two_runs_of_the_store(project, tmp_path):
     repo = project["repo"]
     out = tmp_path / "cmp.html"
-    proc = subprocess.run([sys.executable, "-m", "genlab", "compare", "gan", "dcgan", "-o", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "genlab", "compare", "gan@0", "dcgan@0", "-o", str(out)],
                           cwd=repo, env=env_for(repo), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
     client = mlflow_client(repo)
-    experiment = client.get_experiment_by_name("fashion-mnist").experiment_id
     for name in ("gan", "dcgan"):
-        run = client.search_runs([experiment], filter_string=f"tags.`genlab.model` = '{name}'",
-                                 order_by=["attributes.start_time DESC"], max_results=1)[0]
+        run = client.get_run(seed_run(repo, name, 0))
         assert run.info.run_id in page, name
-        assert base64.b64encode((repo / "samples" / f"{name}.png").read_bytes()).decode() in page, name
+        assert base64.b64encode((repo / "samples" / name / "seed-0.png").read_bytes()).decode() in page, name
         assert f"{run.data.metrics['fid']:.6g}" in page, name
     differing = page.split("<h2>Params that differ</h2>", 1)[1].split("<h2>", 1)[0]
     assert "<th>model.type</th>" in differing and "<th>seed</th>" not in differing  # seed: 0 in both

@@ -18,7 +18,8 @@ from genlab.metrics.registry import get_metric
 
 N = 16
 GENERATIVE = {"fid", "kid", "precision_recall", "classifier_fid", "classifier_is", "class_histogram",
-              "inception_score"}
+              "inception_score", "density_coverage", "classifier_kid", "classifier_precision_recall",
+              "classifier_density_coverage"}
 
 
 @pytest.fixture(scope="module")

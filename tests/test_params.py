@@ -388,8 +388,12 @@ def test_eval_metrics_is_a_list_of_names_the_evaluating_stages_check_against_the
     from genlab.metrics.registry import list_valid_metrics, require_valid_metrics
 
     assert parse_params(params_with({"type": "gan"})).eval["metrics"] is None  # every metric that applies
-    chosen = parse_params({**params_with({"type": "gan"}), "eval": {"metrics": ["fid", "kid"]}}).eval["metrics"]
+    chosen = parse_params({**params_with({"type": "gan"}), "eval": {"metrics": ["fid", "kid"]},
+                           "report": {"rank_by": "kid_mean"}}).eval["metrics"]
     assert chosen == ("fid", "kid")
+    with pytest.raises(ParamsError, match=r"^report.rank_by: got 'classifier_kid'; it is metric classifier_kid's "
+                                          r"number and eval.metrics leaves classifier_kid out; add it there$"):
+        parse_params({**params_with({"type": "gan"}), "eval": {"metrics": ["fid", "kid"]}})
     require_valid_metrics(chosen)
     with pytest.raises(ParamsError, match=r"^eval.metrics: got 'fid'; expected a list of names or null$"):
         parse_params({**params_with({"type": "gan"}), "eval": {"metrics": "fid"}})
@@ -397,3 +401,38 @@ def test_eval_metrics_is_a_list_of_names_the_evaluating_stages_check_against_the
         require_valid_metrics(("fid", "fdi"))
     assert str(err.value) == f"eval.metrics: unknown metric(s) 'fdi'; valid metrics: {', '.join(list_valid_metrics())}"
     assert {"fid", "psnr", "ssim", "l1", "cycle_l1", "task_accuracy"} <= set(list_valid_metrics())
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ([], r"^seeds: got \[\]; expected a non-empty list of distinct integers >= 0, e.g. \[0, 1, 2\]$"),
+    ([0, 1, 1], r"^seeds: got \[0, 1, 1\]; seed 1 is listed twice: each seed is one trained model, list it once$"),
+    ([0, "one"], r"^seeds\[1\]: got 'one' \(str\); expected an integer >= 0$"),
+    ([0, 1.5], r"^seeds\[1\]: got 1.5 \(float\); expected an integer >= 0$"),
+    (3, r"^seeds: got 3; expected a non-empty list"),
+])
+def test_seeds_are_a_non_empty_list_of_distinct_integers(seeds, message):
+    with pytest.raises(ParamsError, match=message):
+        parse_params({**params_with({"type": "gan"}), "seeds": seeds})
+    with pytest.raises(ParamsError, match=message.replace("^seeds", "^models.m.seeds")):
+        parse_params(params_with({"type": "gan", "seeds": seeds}))
+
+
+def test_a_model_entry_may_set_its_own_seeds():
+    params = parse_params({**params_with({"type": "gan", "seeds": [3, 4]}), "seeds": [0, 1, 2]})
+    assert params.seeds == (0, 1, 2) and params.seeds_of("m") == (3, 4)
+    assert parse_params(params_with({"type": "gan"})).seeds_of("m") == (0,)  # no `seeds`: the one `seed`
+
+
+def test_rank_by_must_be_a_registered_number_computed_for_every_section():
+    with pytest.raises(ParamsError, match=r"^report.rank_by: got 'lpips'; allowed values \(the registered metrics' "
+                                          r"numbers\): fid, kid_mean"):
+        parse_params({**params_with({"type": "gan"}), "report": {"rank_by": "lpips"}})
+    with pytest.raises(ParamsError, match=r"^report.rank_by: got 'psnr'; metric psnr is not computed for section\(s\) "
+                                          r"fashion-mnist; allowed values for these sections: fid"):
+        parse_params({**params_with({"type": "gan"}), "report": {"rank_by": "psnr"}})
+
+
+def test_eval_num_fake_is_at_most_the_samples_drawn():
+    with pytest.raises(ParamsError, match=r"^eval.num_fake: got 300, more than the 250 samples each model draws "
+                                          r"\(sample.num_samples\); use at most 250$"):
+        parse_params({**params_with({"type": "gan"}), "sample": {"num_samples": 250}, "eval": {"num_fake": 300}})

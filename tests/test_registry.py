@@ -15,7 +15,9 @@ from genlab.metrics.registry import (ADAPTATION, CYCLE, KINDS, NOISE, PAIRED, TR
 
 GOLDEN = Path(__file__).parent / "data" / "noise-record-before-registry.json"
 NOISE_METRICS = ["fid", "kid", "precision_recall", "classifier_fid", "classifier_is", "class_histogram",
-                 "conditional_accuracy", "inception_score"]
+                 "conditional_accuracy", "inception_score", "density_coverage", "classifier_kid",
+                 "classifier_precision_recall", "classifier_density_coverage", "memorization", "fid_inf"]
+NOISE_ONLY = {"conditional_accuracy", "memorization", "fid_inf"}
 TRANSLATION_ONLY = ["psnr", "ssim", "l1", "cycle_l1", "task_accuracy"]
 
 
@@ -47,11 +49,23 @@ def test_every_metric_declares_kinds_numbers_columns_and_a_description():
 def test_which_metrics_apply_to_which_models():
     names = lambda kinds, wanted=None: [m.name for m in applicable(kinds, wanted)]  # noqa: E731
     assert names({NOISE}) == NOISE_METRICS
-    generative = [n for n in NOISE_METRICS if n != "conditional_accuracy"]
+    generative = [n for n in NOISE_METRICS if n not in NOISE_ONLY]
     assert names({TRANSLATION}) == generative
     assert names({TRANSLATION, PAIRED, CYCLE, ADAPTATION}) == generative + TRANSLATION_ONLY
     assert names({TRANSLATION, CYCLE}) == generative + ["cycle_l1"]
     assert names({NOISE}, ["psnr", "kid", "fid"]) == ["fid", "kid"]  # registry order; psnr does not apply
+
+
+def test_the_rank_key_must_be_a_registered_number_computed_for_every_section():
+    from genlab.metrics.registry import rank_key_problem
+
+    noise, paired = frozenset({NOISE}), frozenset({TRANSLATION, PAIRED})
+    assert rank_key_problem("classifier_kid", None, {"fashion-mnist": noise, "edges": paired}) is None
+    assert "allowed values" in rank_key_problem("lpips", None, {"fashion-mnist": noise})
+    problem = rank_key_problem("psnr", None, {"fashion-mnist": noise, "edges": paired})
+    assert "not computed for section(s) fashion-mnist" in problem and "classifier_kid" in problem
+    assert "eval.metrics leaves classifier_kid out" in rank_key_problem("classifier_kid", ["fid"], {"f": noise})
+    assert "not computed" in rank_key_problem("memorization_ct", None, {"edges": paired})
 
 
 def test_registration_refuses_unknown_kinds_and_second_registrations():
@@ -102,7 +116,11 @@ def test_noise_to_image_records_are_those_of_the_code_before_the_registry(tmp_pa
     for case, case_labels in (("conditional", labels), ("unconditional", None)):
         record = json.loads(json.dumps(evaluate_samples(samples, case_labels, real, evaluator, EVAL_CFG, 0)))
         got[case] = {"record": record, "numbers": metric_numbers(record), "mlflow": mlflow_metrics(record)}
-    _assert_same(got, json.loads(GOLDEN.read_text()))
+    golden = json.loads(GOLDEN.read_text())
+    for case, expected in golden.items():  # the metrics of the code before the registry: unchanged
+        for part, values in expected.items():
+            _assert_same({k: got[case][part][k] for k in values}, values, f"{case}.{part}")
+        assert {"classifier_kid", "density_coverage", "memorization"} <= set(got[case]["record"])
     for case in got.values():
         for name, entry in case["record"].items():  # every value with its protocol, or null with the reason
             assert len(entry) > len(get_metric(name).numbers) or entry.get("reason"), name
@@ -129,23 +147,29 @@ def _kinds_of(name: str, params) -> set[str]:
 
 
 def test_committed_default_run_records_have_the_registry_structure():
-    """The default run's committed records (metrics/*.protocol.json): their metrics files are exactly
-    the registry's numbers of their records, and their keys are the registered metrics that apply to
-    the model (noise-to-image, or translation on its task)."""
+    """The default run's committed records: each seed's metrics file (metrics/<m>/seed-<s>.json) is exactly
+    the registry's numbers of its record, whose keys are the registered metrics that apply to the model
+    (noise-to-image, or translation on its task); each model's and baseline's metrics file is the spread of
+    its members' numbers (genlab.metrics.seeds.aggregate)."""
     from genlab.config import load_params
+    from genlab.metrics.seeds import aggregate
 
     root = Path(__file__).parents[1] / "metrics"
     params = load_params(root.parent / "params.yaml")
-    models = [p for p in sorted(root.glob("*.protocol.json")) if not p.name.startswith("evaluator-")]
-    if not models:
-        pytest.skip("no committed metrics files")
+    seed_files = sorted(root.glob("*/seed-*.protocol.json"))
+    if not seed_files:
+        pytest.skip("no committed per-seed metrics files")
     kinds_seen = set()
-    for path in models:
+    for path in seed_files:
         record = json.loads(path.read_text())
         numbers = json.loads(path.with_name(path.name.replace(".protocol.json", ".json")).read_text())
-        assert registry.metric_numbers(record) == numbers, path.name
-        kinds = _kinds_of(path.name.removesuffix(".protocol.json"), params)
+        assert registry.metric_numbers(record) == numbers, path
+        kinds = _kinds_of(path.parent.name, params)
         kinds_seen |= kinds
         expected = [m.name for m in registry.applicable(kinds)]
-        assert sorted(set(record) - {"model", "train_precision"}) == sorted(expected), path.name
+        assert sorted(set(record) - {"model", "seed", "train_precision"}) == sorted(expected), path
+    for name in params.models:
+        members = {s: json.loads((root / name / f"seed-{s}.protocol.json").read_text()) for s in params.seeds_of(name)}
+        flat, _ = aggregate(members, "training seeds")
+        assert json.loads((root / f"{name}.json").read_text()) == json.loads(json.dumps(flat)), name
     assert kinds_seen == set(registry.KINDS)  # the default run has a model of every kind

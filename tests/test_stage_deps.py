@@ -195,7 +195,7 @@ def uncovered_code(stage: Stage, files) -> list[str]:
 
 # --------------------------------------------------------------------------- params the scripts read
 
-MAPPING_SECTIONS = ("data", "train", "sample", "eval", "evaluator")
+MAPPING_SECTIONS = ("data", "train", "sample", "eval", "evaluator", "report")
 DATASET_ATTRS = {"preprocessing": "pack", "image_shape": "pack", "source": "download",
                  "checksums": "download", "num_classes": None, "name": None}
 
@@ -296,6 +296,8 @@ class ParamsReads:
             owner = self.ev(func, env, path)
             if owner is not None and owner.kind == "method":
                 target, method = owner.extra
+                if method == "seeds_of":  # a model's own seeds (models.<k>, read by the stage anyway) or `seeds`
+                    return V("leaf", "seeds")
                 if method in ("model", "dataset", "task") and len(node.args) == 1:
                     key = self.key_of(self.ev(node.args[0], env, path), path, node.args[0])
                     if method == "task":
@@ -311,11 +313,11 @@ class ParamsReads:
             if owner.kind == "params":
                 if node.attr in MAPPING_SECTIONS:
                     return V("section", node.attr)
-                if node.attr == "seed":
-                    return V("leaf", "seed")
+                if node.attr in ("seed", "seeds"):
+                    return V("leaf", node.attr)
                 if node.attr in ("models", "datasets", "tasks"):
                     return V(node.attr, node.attr)
-                if node.attr in ("model", "dataset", "task"):
+                if node.attr in ("model", "dataset", "task", "seeds_of"):
                     return V("method", extra=(owner, node.attr))
                 self.fail(path, node, "unknown attribute of params")
             if owner.kind == "section" and node.attr == "get":
@@ -457,7 +459,7 @@ def test_checker_reports_a_missing_code_dep(code_by_script):
 
 def test_checker_reports_missing_params():
     sample, train = _first("sample"), _first("train")
-    assert {"train.device", "seed", f"models.{sample.args[0]}"} <= params_read(sample)
+    assert {"train.device", "seeds", f"models.{sample.args[0]}"} <= params_read(sample)
     # train_model(params, ...) is followed into genlab.training.loop: it reads data.* and train.*
     assert {"data.train_limit", "train.precision", f"models.{train.args[0]}"} <= params_read(train)
     trimmed = Stage(sample.name, sample.script, sample.args, sample.deps,

@@ -571,14 +571,15 @@ def _check_rank_key(rank_by: str, metrics: tuple[str, ...] | None, models: Mappi
                     tasks: Mapping[str, TaskConfig]) -> None:
     """report.rank_by: a number of a registered metric that is computed for every section's models (a
     dataset's noise-to-image models; a task's translations, paired where the task is)."""
-    from genlab.metrics.registry import NOISE, PAIRED, TRANSLATION, rank_key_problem
-
+    # Imported only when model entries are validated (as the model registry is, in _model_spec): the
+    # data-side stages parse params with models=False and neither run nor depend on the metric code.
+    registry = importlib.import_module("genlab.metrics.registry")
     sections: dict[str, frozenset[str]] = {}
     for spec in models.values():
         task = tasks.get(spec.dataset)
-        sections[spec.dataset] = (frozenset({NOISE}) if task is None
-                                  else frozenset({TRANSLATION, *([PAIRED] if task.paired else [])}))
-    problem = rank_key_problem(rank_by, metrics, sections)
+        sections[spec.dataset] = (frozenset({registry.NOISE}) if task is None else
+                                  frozenset({registry.TRANSLATION, *([registry.PAIRED] if task.paired else [])}))
+    problem = registry.rank_key_problem(rank_by, metrics, sections)
     if problem:
         raise ParamsError(f"report.rank_by: got {rank_by!r}; {problem}")
 

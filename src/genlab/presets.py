@@ -16,7 +16,7 @@ from genlab.errors import GenlabError
 PARAMS = "params.yaml"
 #: Top-level keys dvc.yaml iterates over (`foreach: ${...}`): DVC needs them written in the file,
 #: even where genlab.config would fill in a default.
-PIPELINE_KEYS = ("datasets", "tasks", "models")
+PIPELINE_KEYS = ("datasets", "tasks", "models", "seeds", "report")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ PRESETS: dict[str, Preset] = {
         "configs/paper-scale.yaml",
         "the papers' settings on one CUDA GPU: 20 full epochs, batch 64, conv width 64, the papers' "
         "learning rates; FID of 10,000 generated vs 10,000 real test images (Lucic et al. 2018)"),
+    "study": Preset(
+        "configs/study.yaml",
+        "paper-scale's models and protocol over 10 training seeds each on one CUDA GPU: Inception FID/KID at "
+        "10k vs the 10k test split for every seed, FID-infinity on each model's first seed, ranks with intervals"),
 }
 
 

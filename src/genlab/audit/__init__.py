@@ -1,4 +1,9 @@
-"""`genlab audit RUN`: rebuild a model's MLflow run from the commit that records it, and compare.
+"""`genlab audit RUN`: rebuild one training seed's MLflow run from the commit that records it, and compare.
+
+RUN is a seed run (genlab.audit.locate.resolve_run): its id, `<model>@<seed>`, a model name (its first
+seed's run) or a `dvc exp` name; a model's parent run, given by id, stands for its first seed's run.
+A model's stages run all its seeds, so the stage entries are the model's, and the files compared are
+the seed's own: models/<m>/seed-<s>/, samples/<m>/seed-<s>.h5/.png, metrics/<m>/seed-<s>.json.
 
 Order of the checks (each a row of the report, see genlab.audit.checks):
 1. lineage: the run's recorded dvc.lock entries for train/sample/evaluate@<model> equal the entries of
@@ -6,14 +11,15 @@ Order of the checks (each a row of the report, see genlab.audit.checks):
 2. the commit's files are what dvc.lock says (`dvc status` in a clean worktree of it, after its
    outputs came from the DVC cache or a remote): a commit whose code differs from the code that ran,
    or an output edited by hand, fails here;
-3. the run's MLflow artifacts (model, sample grid, metrics file) are the bytes DVC tracks, and its
-   logged metrics are the committed metrics file's numbers;
-4. sample and evaluate re-run in the worktree from the recorded model (unless --no-rebuild): the
-   samples must be the same bytes and each metric the same number where the environment (CPU kind,
-   torch, threads; device, precision and Inception runtime) matches the run's, within --tolerance
-   otherwise;
-5. with --retrain, train too: the model's bytes must match on the same kind of CPU; on another kind,
-   training is not bit-exact and the metrics are compared within the tolerance.
+3. the run's MLflow artifacts (model, sample grid, metrics files) are the bytes DVC tracks, and its
+   logged metrics are the numbers of the seed's committed metrics file;
+4. sample and evaluate re-run in the worktree from the recorded models (unless --no-rebuild): the
+   seed's samples must be the same bytes as its run recorded and each metric the same number where
+   the environment (CPU kind, torch, threads; device, precision and Inception runtime) matches the
+   run's, within --tolerance otherwise;
+5. with --retrain, this seed is trained again too (its checkpoint and model files deleted; the stage
+   keeps the other seeds' finished runs): the model's bytes must match on the same kind of CPU; on
+   another kind, training is not bit-exact and the metrics are compared within the tolerance.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from genlab.audit.checks import (INCONCLUSIVE, INFO, MATCH, MISMATCH, WITHIN, Re
 from genlab.audit.locate import CannotAudit, RunLineage, find_commit, git, lock_at, read_lineage, resolve_run
 from genlab.audit.worktree import Worktree
 from genlab.io import protocol_path, read_record
+from genlab.layout import seed_name
 
 EXIT_PASS, EXIT_MISMATCH, EXIT_CANNOT = 0, 1, 2
 DEFAULT_TOLERANCE = 0.01
@@ -66,10 +73,11 @@ def audit(ref: str, root: Path, *, rev: str | None = None, rebuild: bool = True,
     try:
         run = resolve_run(client, ref)
         lineage = read_lineage(client, run)
-        summary.update(run_id=lineage.run_id, model=lineage.model, experiment=lineage.experiment)
+        summary.update(run_id=lineage.run_id, model=lineage.model, seed=lineage.seed,
+                       parent_run_id=lineage.tags.get("mlflow.parentRunId"), experiment=lineage.experiment)
         commit, how = find_commit(root, lineage, rev)
         summary.update(commit=commit, found_in=how)
-        log(f"auditing run {lineage.run_id} ({lineage.model}) at commit {commit[:12]} ({how})")
+        log(f"auditing run {lineage.run_id} ({lineage.label}) at commit {commit[:12]} ({how})")
         _lineage_rows(report, lineage, commit, how, lock_at(root, commit))
         with Worktree(root, commit) as tree:
             _workspace_rows(report, lineage, tree, log)
@@ -153,16 +161,11 @@ def _workspace_rows(report: Report, lineage: RunLineage, tree: Worktree, log) ->
 
 
 # --------------------------------------------------------------------------- 3. MLflow vs DVC
-def _stage_files(lineage: RunLineage, kind: str) -> dict[str, str]:
-    """basename -> repo path of every file a stage output (directory outputs expanded)."""
-    out = {}
-    for item in lineage.stage(kind)["out_files"]:
-        if "files" in item:
-            for f in item["files"]:
-                out[Path(f["relpath"]).name] = f"{item['path']}/{f['relpath']}"
-        else:
-            out[Path(item["path"]).name] = item["path"]
-    return out
+def _metrics_file(lineage: RunLineage) -> str | None:
+    """The repo path of the run's metrics file: metrics/<m>/seed-<s>.json (metrics/<m>.json, the
+    aggregate over seeds, is the parent run's); metrics/<m>.json for a run made before training seeds."""
+    name = f"{lineage.model}.json" if lineage.seed is None else f"{seed_name(lineage.seed)}.json"
+    return lineage.seed_files("evaluate").get(name, (None, None))[0]
 
 
 def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) -> None:
@@ -171,7 +174,7 @@ def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) 
     wanted = (("model", "train"), ("samples", "sample"), ("metrics", "evaluate"))
     with tempfile.TemporaryDirectory() as tmp:
         for folder, kind in wanted:
-            files = _stage_files(lineage, kind)
+            files = lineage.seed_files(kind)
             artifacts = [a for a in client.list_artifacts(lineage.run_id, folder) if not a.is_dir]
             if not artifacts:
                 report.add(f"MLflow {folder}/", "absent", "—", MISMATCH, f"the run has no artifacts under {folder}/")
@@ -179,22 +182,24 @@ def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) 
                 name = Path(artifact.path).name
                 if name not in files:
                     report.add(f"MLflow {artifact.path}", "logged", "—", MISMATCH,
-                               f"no output of {kind}@{lineage.model} is named {name}")
+                               f"no output of {kind}@{lineage.model} for {lineage.label} is named {name}")
                     continue
+                path = files[name][0]
                 local = client.download_artifacts(lineage.run_id, artifact.path, tmp)
-                mine, theirs = sha256(Path(local)), sha256(tree.path / files[name])
-                report.add(f"MLflow {artifact.path} = {files[name]}", mine, theirs, MATCH if mine == theirs else MISMATCH,
+                mine, theirs = sha256(Path(local)), sha256(tree.path / path)
+                report.add(f"MLflow {artifact.path} = {path}", mine, theirs, MATCH if mine == theirs else MISMATCH,
                            "" if mine == theirs else "the run's artifact is not the file DVC tracks")
-    metrics_rel = _stage_files(lineage, "evaluate").get(f"{lineage.model}.json")
+    metrics_rel = _metrics_file(lineage)
     metrics_path = tree.path / metrics_rel if metrics_rel else None
     if metrics_path is None or not metrics_path.exists() or not protocol_path(metrics_path).exists():
-        report.add("metrics file", "—", "absent", MISMATCH, "the evaluate stage's metrics or protocol file is missing")
+        report.add("metrics file", "—", "absent", MISMATCH,
+                   f"the evaluate stage's metrics or protocol file of {lineage.label} is missing")
         return
     record = read_record(metrics_path)
     committed = mlflow_metrics(record)
     diffs = [f"{k}: MLflow {short(lineage.metrics.get(k))}, file {short(v)}" for k, v in sorted(committed.items())
              if lineage.metrics.get(k) != v]
-    report.add("MLflow metrics = metrics file", f"{len(committed)} values", "", MISMATCH if diffs else MATCH,
+    report.add(f"MLflow metrics = {metrics_rel}", f"{len(committed)} values", "", MISMATCH if diffs else MATCH,
                "\n".join(diffs))
     numbers, expected = json.loads(metrics_path.read_text()), metric_numbers(record)
     diffs = [f"{k}: {metrics_rel} {short(numbers.get(k))}, its protocol file {short(v)}"
@@ -212,72 +217,79 @@ def _same_kind(lineage: RunLineage, kind: str) -> tuple[bool, str]:
     return not diffs, "; ".join(diffs)
 
 
-def _out_md5(entry: dict[str, Any], path: str) -> str | None:
-    return next((o.get("md5") for o in entry.get("outs", []) if o["path"] == path), None)
+def _md5(path: Path) -> str | None:
+    from genlab.training.loop import file_md5
+
+    return file_md5(path) if path.is_file() else None
 
 
 def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance: float, retrain: bool, log) -> None:
+    """Re-run the model's stages in the worktree and compare the audited seed's own files.
+
+    The stages run every seed of the model (a directory output's md5 in dvc.lock covers them all), so
+    the seed's files are compared one by one: the md5 its run recorded (the stage's lineage, the
+    files of each directory output) against the rebuilt file's. With --retrain, only this seed's
+    model is deleted: the stage keeps the other seeds' finished runs and trains this one afresh."""
     from genlab.metrics.evaluate import mlflow_metrics
 
     model = lineage.model
-    files = _stage_files(lineage, "evaluate")
-    metrics_rel = files.get(f"{model}.json")
+    metrics_rel = _metrics_file(lineage)
     committed = read_record(tree.path / metrics_rel) if metrics_rel else {}
     exact_train, why_train = _same_kind(lineage, "train")
     exact_sample, why_sample = _same_kind(lineage, "sample")
     exact_eval, why_eval = _same_kind(lineage, "evaluate")
+    # what the run recorded, else (an entry without its files) the worktree's file, which is dvc.lock's
+    recorded = {kind: {path: md5 or _md5(tree.path / path) for path, md5 in lineage.seed_files(kind).values()}
+                for kind in ("sample", "evaluate")}
     stages = [f"sample@{model}", f"evaluate@{model}"]
+    model_rel = lineage.seed_files("train").get("model.pt", (None, None))[0]
     if retrain:
-        checkpoint = tree.path / _stage_files(lineage, "train").get("checkpoint.pt", "")
-        if checkpoint.is_file():
-            checkpoint.unlink()  # train from scratch, not resume
+        if model_rel is None:
+            raise CannotAudit(f"the train stage's lineage of {lineage.label} lists no model.pt of it")
+        for name in ("checkpoint.pt", "model.pt", "best.pt"):  # train this seed from scratch, not resume or keep
+            (tree.path / model_rel).with_name(name).unlink(missing_ok=True)
         stages.insert(0, f"train@{model}")
     log(f"re-running {', '.join(stages)} in the worktree (GENLAB_TRACKING=off)")
     t0 = time.perf_counter()
     for stage in stages:
         tree.repro(stage)
-    rebuilt_lock = tree.lock()
     log(f"rebuilt in {time.perf_counter() - t0:.0f} s")
 
     if retrain:
-        train_files = _stage_files(lineage, "train")
-        recorded_md5 = next((f["md5"] for item in lineage.stage("train")["out_files"] for f in item.get("files", [])
-                             if f["relpath"] == "model.pt"), None)
-        from genlab.training.loop import file_md5
-
-        rebuilt_md5 = file_md5(tree.path / train_files["model.pt"])
+        recorded_md5 = lineage.seed_files("train")["model.pt"][1]
+        rebuilt_md5 = _md5(tree.path / model_rel)
         if recorded_md5 == rebuilt_md5:
-            report.add(f"retrained {train_files['model.pt']} (md5)", recorded_md5, rebuilt_md5, MATCH)
+            report.add(f"retrained {model_rel} (md5)", recorded_md5, rebuilt_md5, MATCH)
         elif exact_train:
-            report.add(f"retrained {train_files['model.pt']} (md5)", recorded_md5, rebuilt_md5, MISMATCH,
+            report.add(f"retrained {model_rel} (md5)", recorded_md5, rebuilt_md5, MISMATCH,
                        "retraining on the same kind of CPU gave other bytes")
         else:
-            report.add(f"retrained {train_files['model.pt']} (md5)", recorded_md5, rebuilt_md5, INCONCLUSIVE,
+            report.add(f"retrained {model_rel} (md5)", recorded_md5, rebuilt_md5, INCONCLUSIVE,
                        f"training is bit-exact only on the same kind of CPU: {why_train}")
 
     exact_samples = exact_sample and (exact_train or not retrain)
     for kind, exact, why in (("sample", exact_samples, why_sample), ("evaluate", exact_eval and exact_samples, why_eval)):
-        stage = f"{kind}@{model}"
-        recorded = lineage.stage(kind)["dvc_lock"]
-        for out in recorded.get("outs", []):
-            mine, theirs = out.get("md5"), _out_md5(rebuilt_lock.get(stage, {}), out["path"])
+        for path, mine in sorted(recorded[kind].items()):
+            theirs = _md5(tree.path / path)
             if mine == theirs:
-                report.add(f"rebuilt {out['path']}", mine, theirs, MATCH)
+                report.add(f"rebuilt {path}", mine, theirs, MATCH)
+            elif theirs is None:
+                report.add(f"rebuilt {path}", mine, theirs, MISMATCH, f"re-running {kind}@{model} did not write it")
             elif kind == "evaluate" or not exact:
                 # metrics files differ whenever a number does; the numbers are compared one by one below
-                report.add(f"rebuilt {out['path']}", mine, theirs, INFO,
+                report.add(f"rebuilt {path}", mine, theirs, INFO,
                            "bytes differ; see the metric rows" if exact else f"environment differs: {why}")
             else:
-                report.add(f"rebuilt {out['path']}", mine, theirs, MISMATCH,
+                report.add(f"rebuilt {path}", mine, theirs, MISMATCH,
                            "re-running the stage from the recorded model gave other bytes in the same environment")
-    rebuilt = read_record(tree.path / metrics_rel) if metrics_rel else {}
+    rebuilt = read_record(tree.path / metrics_rel) if metrics_rel and (tree.path / metrics_rel).exists() else {}
     exact = exact_eval and exact_samples and _same_protocol(committed, rebuilt)
     rebuilt_values, committed_values = mlflow_metrics(rebuilt), mlflow_metrics(committed)
     for key in sorted(set(committed_values) | set(rebuilt_values)):
-        recorded = lineage.metrics.get(key, committed_values.get(key))
+        recorded_value = lineage.metrics.get(key, committed_values.get(key))
         verdict, detail = compare_number(committed_values.get(key), rebuilt_values.get(key), exact, tolerance)
-        if verdict == MATCH and recorded != committed_values.get(key):
-            verdict, detail = MISMATCH, f"MLflow holds {recorded}, the metrics file {committed_values.get(key)}"
+        if verdict == MATCH and recorded_value != committed_values.get(key):
+            verdict, detail = MISMATCH, f"MLflow holds {recorded_value}, the metrics file {committed_values.get(key)}"
         if verdict == MISMATCH and retrain and not exact_train:
             verdict, detail = INCONCLUSIVE, f"{detail}; retrained on another kind of CPU ({why_train})"
         report.add(f"metric {key}", committed_values.get(key), rebuilt_values.get(key), verdict, detail)
@@ -305,7 +317,8 @@ def _tag_run(client, run_id: str, payload: dict[str, Any]) -> None:
 
 def render(result: AuditResult) -> str:
     s = result.summary
-    head = f"audit of run {s.get('run_id', s['run'])}" + (f" ({s['model']})" if s.get("model") else "")
+    seed = f" seed {s['seed']}" if s.get("seed") is not None else ""
+    head = f"audit of run {s.get('run_id', s['run'])}" + (f" ({s['model']}{seed})" if s.get("model") else "")
     counts = ", ".join(f"{v} {k}" for k, v in sorted(s["counts"].items()))
     return (f"{head}\n{format_table(result.report)}\n\nverdict: {result.verdict.upper()} ({counts}) "
             f"in {s['seconds']:.0f} s")

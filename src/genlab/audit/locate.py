@@ -11,6 +11,7 @@ later commit that swapped an output is what gets audited, and fails.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import yaml
 
 from genlab.errors import GenlabError
 from genlab.io import load_yaml
+from genlab.layout import seed_name
 
 STAGE_KINDS = ("train", "sample", "evaluate")
 
@@ -38,9 +40,45 @@ class RunLineage:
     metrics: dict[str, float]
     artifact_uri: str
     stages: dict[str, dict[str, Any]]   # "train@gan" -> lineage record
+    seed: int | None = None             # the training seed of a seed run; None: a run made before seeds
 
     def stage(self, kind: str) -> dict[str, Any]:
         return self.stages[f"{kind}@{self.model}"]
+
+    @property
+    def label(self) -> str:
+        return self.model if self.seed is None else f"{self.model} seed {self.seed}"
+
+    def seed_files(self, kind: str) -> dict[str, tuple[str, str | None]]:
+        """The run's own files among a stage's outputs: name -> (repo path, the md5 the run recorded).
+
+        A stage runs every seed of its model, so its outputs hold every seed's files; a seed run owns
+        those of its seed, named by their path relative to the seed, which are its artifacts' names:
+        `model.pt` (models/<m>/seed-<s>/model.pt), `seed-<s>.png` (samples/<m>/seed-<s>.png),
+        `seed-<s>.json` (metrics/<m>/seed-<s>.json). A run made before training seeds owns every file of
+        its stages, named by basename."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for item in self.stage(kind)["out_files"]:
+            if "files" not in item:
+                if self.seed is None:
+                    out[Path(item["path"]).name] = (item["path"], item.get("md5"))
+                continue
+            for f in item["files"]:
+                name = own_name(f["relpath"], self.seed)
+                if name is not None:
+                    out[name] = (f"{item['path']}/{f['relpath']}", f.get("md5"))
+        return out
+
+
+def own_name(relpath: str, seed: int | None) -> str | None:
+    """A directory output's file (path relative to the output) as a seed run's file name, None when it
+    belongs to another seed or to none: seed-<s>/model.pt -> model.pt, seed-<s>.h5 -> seed-<s>.h5."""
+    if seed is None:
+        return Path(relpath).name
+    first, _, rest = relpath.partition("/")
+    if rest:
+        return rest if first == seed_name(seed) else None
+    return relpath if re.fullmatch(rf"{re.escape(seed_name(seed))}[.-].+", relpath) else None
 
 
 def git(root: Path, *args: str, check: bool = True) -> str:
@@ -51,11 +89,12 @@ def git(root: Path, *args: str, check: bool = True) -> str:
 
 
 def resolve_run(client, ref: str):
-    """An MLflow run id, a model name or a `dvc exp` name (the latest run of either) in any experiment."""
-    from genlab.tracking.mlflow_run import UnknownRun, find_run
+    """The seed run to audit (genlab.runs.find_run): a run id (a model's parent run: its
+    first seed's run), `<model>@<seed>`, a model name (its first seed's run) or a `dvc exp` name."""
+    from genlab.runs import UnknownRun, find_run
 
     try:
-        return find_run(client, ref)
+        return find_run(client, ref, seed_run=True)
     except UnknownRun as err:
         raise CannotAudit(str(err)) from None
 
@@ -65,6 +104,11 @@ def read_lineage(client, run) -> RunLineage:
     model = tags.get("genlab.model")
     if not model:
         raise CannotAudit(f"run {run.info.run_id} was not made by a genlab train stage (no genlab.model tag)")
+    if tags.get("genlab.role") == "parent":
+        raise CannotAudit(f"run {run.info.run_id} is model {model}'s parent run (numbers over its training seeds): "
+                          f"audit one of its seed runs (`{model}@<seed>` or the seed run's id)")
+    seed = int(tags["genlab.seed"]) if tags.get("genlab.seed", "").isdigit() else None
+    label = model if seed is None else f"{model} seed {seed}"
     stages = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in STAGE_KINDS:
@@ -73,11 +117,12 @@ def read_lineage(client, run) -> RunLineage:
                 path = client.download_artifacts(run.info.run_id, name, tmp)
             except Exception:  # MLflow raises various types for a missing artifact
                 raise CannotAudit(
-                    f"run {run.info.run_id} ({model}) has no {name}: it was made before genlab recorded lineage, "
+                    f"run {run.info.run_id} ({label}) has no {name}: it was made before genlab recorded lineage, "
                     f"or its {kind} stage never ran; re-run `dvc repro {kind}@{model}` and commit dvc.lock") from None
             stages[f"{kind}@{model}"] = json.loads(Path(path).read_text())
     experiment = client.get_experiment(run.info.experiment_id).name
-    return RunLineage(run.info.run_id, model, experiment, tags, dict(run.data.metrics), run.info.artifact_uri, stages)
+    return RunLineage(run.info.run_id, model, experiment, tags, dict(run.data.metrics), run.info.artifact_uri, stages,
+                      seed)
 
 
 def lock_at(root: Path, commit: str) -> dict[str, Any]:
@@ -143,6 +188,6 @@ def find_commit(root: Path, lineage: RunLineage, rev: str | None = None) -> tupl
     if subprocess.run(["git", "cat-file", "-e", f"{code}^{{commit}}"], cwd=root, capture_output=True).returncode:
         why += "its code commit is not in this repository (`git fetch` it, and refs/exps for experiments); "
     raise CannotAudit(
-        f"no commit in {root} records run {lineage.run_id} ({lineage.model}): no dvc.lock has {stage} with the "
+        f"no commit in {root} records run {lineage.run_id} ({lineage.label}): no dvc.lock has {stage} with the "
         f"deps and params it ran with; {why}its code commit is {code[:12]}. Commit dvc.lock (and the code) after "
         f"`dvc repro`, or audit from a clone that has the commit (`git fetch`, including refs/exps for experiments)")

@@ -85,7 +85,7 @@ def inception_score(ctx) -> dict:
     """Inception Score from torch-fidelity's full Inception weights (null when they are not on disk)."""
     from genlab.metrics.evaluate import inception_score as compute
 
-    return compute(ctx.samples[:ctx.cfg["num_fake"]], ctx.cfg, ctx.seed)
+    return compute(ctx.samples[:ctx.cfg.get("num_fake")], ctx.cfg, ctx.seed)
 
 
 @register_metric("density_coverage", applies_to=GENERATIVE, numbers={"density": "density", "coverage": "coverage"},

@@ -174,7 +174,7 @@ class EvalContext:
             if value != real_protocol.get(key):
                 raise ValueError(f"eval.{key} resolves to {value} but {self.real_features} was computed with "
                                  f"{real_protocol.get(key)}; re-run its stage (dvc repro) so both match")
-        fake = extract_features(self.samples[:self.cfg["num_fake"]], batch_size=self.cfg["batch_size"], device=device, precision=precision,
+        fake = extract_features(self.samples[:self.cfg.get("num_fake")], batch_size=self.cfg["batch_size"], device=device, precision=precision,
                                 runtime=runtime, desc="features samples")
         protocol = {
             "extractor": INCEPTION_EXTRACTOR,

@@ -1,12 +1,19 @@
 """`genlab compare`: MLflow runs side by side in one self-contained HTML page.
 
 Everything is read through an `MlflowClient` (a local SQLite store or a team's `mlflow server`):
-the runs' final sample grids (`samples/<model>.png`), their per-epoch grids (logged with
+the runs' final sample grids (`samples/seed-<s>.png`), their per-epoch grids (logged with
 `log_image(key="samples", step=epoch)`, which MLflow stores as
 `images/samples+step+<step>+timestamp+<ms>+<uuid>.png`), every per-step metric overlaid run against
 run, the params that differ, and the metrics logged once (FID, KID, ...) with the protocol each was
 measured under, marked where the runs' protocols differ. Images are embedded as data URIs: the page
 is one file, with no script and no external style, to mail or attach.
+
+A run is one training seed's run (genlab.runs.find_run): a model name shows its first
+seed's run, `<model>@<seed>` that seed's. A model's parent run, given by its id, is shown as its first
+seed's run too: the parent holds the numbers over seeds (`fid.mean`, `fid.std`, ...) but no grid, curve
+or protocol of its own, and the report's leaderboard and spread figure are where seeds are compared.
+Runs made before training seeds are read under their old names (`samples/<model>.png`,
+`metrics/<model>.protocol.json` or `metrics/<model>.json`).
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ from typing import Any, Iterable, Sequence
 
 from genlab.errors import GenlabError
 from genlab.io import write_bytes_atomic
-from genlab.tracking.mlflow_run import IMAGE_FILE, find_run
+from genlab.runs import find_run
+from genlab.tracking.mlflow_run import IMAGE_FILE
 
 GRID_KEY = "samples"  # the key the train stage logs its per-epoch grids under
 RESULT_FIELDS = ("value", "mean", "std")
@@ -39,7 +47,7 @@ class RunView:
 
     run: Any  # mlflow.entities.Run
     experiment: str
-    grid: bytes | None                        # samples/<model>.png
+    grid: bytes | None                        # samples/seed-<s>.png (samples/<model>.png before seeds)
     step_grids: dict[int, bytes]              # epoch -> per-epoch grid PNG
     curves: dict[str, dict[int, float]]       # metric logged at several steps -> {step: value}
     single: dict[str, float]                  # metrics logged at one step (evaluation, speed)
@@ -54,9 +62,33 @@ class RunView:
         return self.run.data.tags.get("genlab.model") or self.run.info.run_name or "?"
 
     @property
+    def seed(self) -> str | None:
+        """The training seed (tag genlab.seed); None for a run made before training seeds."""
+        return self.run.data.tags.get("genlab.seed")
+
+    @property
+    def grid_name(self) -> str:
+        return grid_names(self.model, self.seed)[0]
+
+    @property
     def label(self) -> str:
         exp = self.run.data.tags.get("dvc.exp_name")
-        return f"{self.model}{f' ({exp})' if exp else ''} {self.run_id[:8]}"
+        name = self.model if self.seed is None else f"{self.model}@{self.seed}"
+        return f"{name}{f' ({exp})' if exp else ''} {self.run_id[:8]}"
+
+
+def grid_names(model: str, seed: str | None) -> list[str]:
+    """The names the run's final grid may have under samples/, in the order they are looked for."""
+    return ([f"seed-{seed}.png"] if seed is not None else []) + [f"{model}.png"]
+
+
+def metrics_names(model: str, seed: str | None) -> list[str]:
+    """The stems its metrics files may have under metrics/: seed-<s> (a seed run), <model> (before seeds)."""
+    return ([f"seed-{seed}"] if seed is not None else []) + [model]
+
+
+def _first(files: dict[str, str], names: Iterable[str]) -> str | None:
+    return next((files[name] for name in names if name in files), None)
 
 
 def read_run(client, run, tmp: Path) -> RunView:
@@ -64,15 +96,17 @@ def read_run(client, run, tmp: Path) -> RunView:
     run_id = run.info.run_id
     tmp = tmp / run_id  # runs of one model have artifacts of the same names
     tmp.mkdir(parents=True, exist_ok=True)
-    model = run.data.tags.get("genlab.model", "")
+    model, seed = run.data.tags.get("genlab.model", ""), run.data.tags.get("genlab.seed")
     curves, single = read_metrics(client, run)
     metrics_files = _artifacts(client, run_id, "metrics")
+    stem = next((s for s in metrics_names(model, seed) if f"{s}.json" in metrics_files
+                 or f"{s}.protocol.json" in metrics_files), None)  # one record's pair, never a mix
     return RunView(
         run=run, experiment=client.get_experiment(run.info.experiment_id).name,
-        grid=_fetch(client, run_id, _artifacts(client, run_id, "samples").get(f"{model}.png"), tmp),
+        grid=_fetch(client, run_id, _first(_artifacts(client, run_id, "samples"), grid_names(model, seed)), tmp),
         step_grids=read_step_grids(client, run_id, tmp), curves=curves, single=single,
-        protocols=read_protocols(_fetch(client, run_id, metrics_files.get(f"{model}.protocol.json"), tmp),
-                                 _fetch(client, run_id, metrics_files.get(f"{model}.json"), tmp), set(single)))
+        protocols=read_protocols(_fetch(client, run_id, metrics_files.get(f"{stem}.protocol.json"), tmp),
+                                 _fetch(client, run_id, metrics_files.get(f"{stem}.json"), tmp), set(single)))
 
 
 def _artifacts(client, run_id: str, folder: str) -> dict[str, str]:
@@ -115,8 +149,9 @@ def read_metrics(client, run) -> tuple[dict[str, dict[int, float]], dict[str, fl
 def read_protocols(split: bytes | None, nested: bytes | None, logged: set[str]) -> dict[str, dict[str, Any]]:
     """The protocol of each row of the metrics table: of every metric in `logged`, and of every
     metrics-file entry no such metric comes from (a null Inception Score and its reason). Entries come
-    from `<model>.protocol.json` (the whole record, results beside their protocol) when the run has
-    one, else from `<model>.json` (runs made before the numbers and the protocols were split)."""
+    from `seed-<s>.protocol.json` (`<model>.protocol.json` before seeds: the whole record, results
+    beside their protocol) when the run has one, else from `<model>.json` (runs made before the
+    numbers and the protocols were split)."""
     record = split if split is not None else nested
     if record is None:
         return {}
@@ -168,13 +203,15 @@ def compact(protocol: dict[str, Any] | None) -> str:
 
 # --------------------------------------------------------------------------- the page
 def compare_runs(client, refs: Sequence[str], output: str | Path) -> Path:
-    """Resolve `refs` (ids, model names, `dvc exp` names) and write the comparison page to `output`."""
+    """Resolve `refs` (ids, model names, `<model>@<seed>`, `dvc exp` names; a parent run: its first
+    seed's run, see the module docstring) and write the comparison page to `output`."""
     if not refs:
-        raise GenlabError("give at least one run to compare (a run id, a model name or a `dvc exp` name)")
+        raise GenlabError("give at least one run to compare (a run id, a model name, `<model>@<seed>` or a "
+                          "`dvc exp` name)")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     runs = {}
     for ref in refs:  # a run named twice is shown once
-        run = find_run(client, ref)
+        run = find_run(client, ref, seed_run=True)
         runs.setdefault(run.info.run_id, run)
     with tempfile.TemporaryDirectory(prefix="genlab-compare-") as tmp:
         views = [read_run(client, run, Path(tmp)) for run in runs.values()]
@@ -233,7 +270,9 @@ def _start(run) -> str:
 def header_table(views: list[RunView]) -> str:
     fields = {
         "model": lambda v: v.model,
+        "training seed": lambda v: v.seed if v.seed is not None else "—",
         "run id": lambda v: v.run_id,
+        "parent run": lambda v: v.run.data.tags.get("mlflow.parentRunId", "—"),
         "experiment": lambda v: v.experiment,
         "status": lambda v: v.run.info.status,
         "start time (UTC)": lambda v: _start(v.run),
@@ -245,8 +284,8 @@ def header_table(views: list[RunView]) -> str:
 
 
 def grids_row(views: list[RunView]) -> str:
-    cells = (_png(v.grid, f"samples/{v.model}.png")
-             or html.escape(f"no samples/{v.model}.png: its sample stage has not run") for v in views)
+    cells = (_png(v.grid, f"samples/{v.grid_name}")
+             or html.escape(f"no samples/{v.grid_name}: its sample stage has not run") for v in views)
     return "<table>" + _head_row(views, "") + _row("final", cells) + "</table>"
 
 

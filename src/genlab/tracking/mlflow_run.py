@@ -37,31 +37,6 @@ def client(root: Path | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri(root))
 
 
-class UnknownRun(GenlabError):
-    """A run reference that names no run in the tracking store."""
-
-
-def find_run(client, ref: str):
-    """An MLflow run id, a model name (its latest run) or a `dvc exp` name (that experiment's latest run)."""
-    if RUN_ID.fullmatch(ref):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return client.get_run(ref)
-        except MlflowException:
-            raise UnknownRun(f"no MLflow run with id {ref} in {client.tracking_uri}") from None
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    quote = '"' if "'" in ref else "'"
-    for tag in RUN_TAGS if experiments else ():
-        runs = client.search_runs(experiments, filter_string=f"tags.`{tag}` = {quote}{ref}{quote}",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if runs:
-            return runs[0]
-    raise UnknownRun(f"no MLflow run named {ref!r} in {client.tracking_uri}: give a run id (32 hex digits), "
-                     f"a model name (a key of params.yaml's models that has been trained) or a `dvc exp` name")
-
-
-
 def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
     exp = cl.get_experiment_by_name(name)
     if exp is not None:
