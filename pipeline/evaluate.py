@@ -27,7 +27,7 @@ def main(argv):
     from genlab.metrics.evaluate import EvaluatorFiles, evaluate, mlflow_metrics, samples_context
     from genlab.metrics.registry import summary
     from genlab.metrics.seeds import inception_reason, spread_metrics, write_aggregate, write_seed_records
-    from genlab.tracking import TrainingRun
+    from genlab.tracking import TrainingRun, log_lineage
 
     evaluator = EvaluatorFiles(Path(classifier), Path(classifier_features),
                                None if train_features == "-" else Path(train_features))
@@ -41,19 +41,20 @@ def main(argv):
         print(f"{name} seed {seed}: {summary(records[seed])}")
     write_seed_records(Path(seeds_dir), records)
     aggregate = write_aggregate(Path(out), records, "training seeds", name)
+    runs = []
     for seed, record in records.items():
         run = TrainingRun.from_dir(seed_path(Path(model_dir), seed))
         run.log_metrics(mlflow_metrics(record), step=0)
         run.flush()
         for path in (seed_path(Path(seeds_dir), seed, ".json"), seed_path(Path(seeds_dir), seed, ".protocol.json")):
             run.log_artifact(path, "metrics")
-        run.log_lineage(f"evaluate@{name}")
+        runs.append(run)
     parent = TrainingRun.from_dir(Path(model_dir))
     parent.log_metrics(spread_metrics(aggregate), step=0)
     parent.flush()
     parent.log_artifact(Path(out), "metrics")
     parent.log_artifact(protocol_path(Path(out)), "metrics")
-    parent.log_lineage(f"evaluate@{name}")
+    log_lineage([*runs, parent], f"evaluate@{name}")
 
 
 if __name__ == "__main__":

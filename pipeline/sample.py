@@ -15,17 +15,19 @@ def main(argv):
     require_store()
     from genlab.layout import seed_path
     from genlab.sampling.sample import sample_seed
-    from genlab.tracking import TrainingRun
+    from genlab.tracking import TrainingRun, log_lineage
     from genlab.training.device import resolve_device
 
     device = resolve_device(params.train["device"])
+    runs = []
     for seed in params.seeds_of(name):
         run_dir, grid = seed_path(Path(model_dir), seed), seed_path(Path(out_dir), seed, ".png")
         sample_seed(params, name, Path(data), run_dir, seed_path(Path(out_dir), seed, ".h5"), grid, seed, device)
         run = TrainingRun.from_dir(run_dir)
         run.set_tags({"genlab.sampled_checkpoint": params.sample["checkpoint"]})
         run.log_artifact(grid, "samples")
-        run.log_lineage(f"sample@{name}")
+        runs.append(run)
+    log_lineage(runs, f"sample@{name}")
 
 
 if __name__ == "__main__":

@@ -22,16 +22,16 @@ def main(argv):
 
     if params.train["nproc"] > 1 and not distributed.under_torchrun():  # train.nproc processes, data-parallel
         return distributed.run_under_torchrun(params.train["nproc"], [__file__, *argv])
-    from genlab.tracking import TrainingRun
+    from genlab.tracking import TrainingRun, log_lineage
     from genlab.layout import seed_path
     from genlab.training.seeds import train_seeds
 
     results = train_seeds(params, name, Path(data), Path(out_dir), Path(curves), Path(classifier))
     if not distributed.current_ranks().main:
         return 0
-    TrainingRun.from_dir(Path(out_dir)).log_lineage(f"train@{name}")  # the parent run
+    log_lineage([TrainingRun.from_dir(Path(out_dir)),  # the parent run and each seed's
+                 *(TrainingRun.from_dir(seed_path(Path(out_dir), r.seed)) for r in results)], f"train@{name}")
     for result in results:
-        TrainingRun.from_dir(seed_path(Path(out_dir), result.seed)).log_lineage(f"train@{name}")
         done = "kept (already trained)" if result.kept else f"{result.images_per_second:.0f} img/s"
         print(f"{name} seed {result.seed}: {result.steps} steps, {done} ({result.device}, {result.precision}), "
               f"MLflow run {result.run_id or 'not logged (GENLAB_TRACKING=off)'}")

@@ -104,10 +104,11 @@ def test_every_seed_run_records_its_stages_dvc_lock_entries_git_state_and_enviro
             assert env["torch"].startswith("2.") and env["python"].count(".") == 2
             assert env["cpu"]["model"] and "flags" in env["cpu"] and env["packages"]["dvc"]
         tags = mlflow.get_run(run).data.tags
-        assert tags["git.commit"] == head_of_run and tags["git.dirty"] == "False" and tags["env.cpu"]
+        assert tags["git.commit"] == head_of_run and tags["env.cpu"] and tags["git.dirty"] == "False"
         assert tags["genlab.seed"] == str(seed) and tags["mlflow.parentRunId"] == origin["parents"][name]
     for name, parent in origin["parents"].items():
-        assert mlflow.get_run(parent).data.tags["genlab.role"] == "parent"
+        tags = mlflow.get_run(parent).data.tags
+        assert tags["genlab.role"] == "parent" and tags["git.commit"] == head_of_run and tags["git.dirty"] == "False"
 
 
 def test_fresh_clone_audits_from_the_remote_then_pull_restores_everything(origin):

@@ -146,7 +146,7 @@ def test_faces_are_packed_as_rgb_64_and_their_models_scored_without_a_classifier
         assert math.isfinite(record["fid"]["value"]) and record["fid"]["real_split"] == "lfw/test", name
         assert record["classifier_fid"]["value"] is None and "no class labels" in record["classifier_fid"]["reason"]
         with h5py.File(repo / "samples" / name / "seed-0.h5") as f:
-            assert f["images"].shape == (12, 3, 64, 64)
+            assert f["images"].shape == (24, 3, 64, 64)
     evaluator = read_record(repo / "metrics" / "evaluator-lfw.json")
     assert evaluator["test_accuracy"] is None and "no class labels" in evaluator["reason"]
 

@@ -38,8 +38,17 @@ def test_every_preset_validates_and_keeps_the_pipeline_keys():
         path = REPO / preset.file
         load_params(path)  # raises ParamsError on any bad key or value
         raw = yaml.safe_load(path.read_text())
-        for key in ("datasets", "tasks", "models"):  # dvc.yaml's foreach keys
+        for key in ("datasets", "tasks", "models", "seeds", "report"):  # dvc.yaml's foreach and params keys
             assert key in raw, f"{name}: no `{key}:`"
+
+
+def test_the_study_is_paper_scale_over_ten_seeds_with_inception_for_every_seed():
+    study, paper = load_params(REPO / PRESETS["study"].file), load_params(PAPER)
+    assert study.seeds == tuple(range(10)) and paper.seeds == (0,)
+    assert study.eval["num_fake"] == study.sample["num_samples"] == study.eval["num_real"] == 10000
+    assert study.eval["inception_seeds"] is None and study.eval["fid_inf"] is True
+    assert study.models == paper.models and study.train == paper.train  # the same models and budgets
+    assert study.report["rank_by"] == "classifier_kid"
 
 
 def test_paper_scale_follows_the_protocol():

@@ -230,3 +230,10 @@ def test_spearman_common_finite_keys_and_too_few():
     assert spearman(x, y) == pytest.approx(-1.0)  # over a, b, c only
     assert spearman({"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 1.0}) is None
     assert spearman({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 2.0, "c": 3.0}) is None
+
+
+def test_one_seed_is_never_clearly_better():
+    """A single training run says nothing about how far another seed would move it."""
+    assert not clearly_better([1.0], [5.0, 5.1, 4.9], margin=0.0)
+    assert not clearly_better([1.0, 1.1], [5.0], margin=0.0)
+    assert clearly_better([1.0, 1.1], [5.0, 5.1], margin=0.0)

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "its outputs from the DVC cache or remote, check that the run's artifacts and metrics are "
                     "the bytes DVC tracks, re-run sample and evaluate there and compare. Exit 0: pass, "
                     "1: a mismatch, 2: the run cannot be audited (the report says why).")
-    audit.add_argument("run", help="an MLflow run id, or a model name or `dvc exp` name (its latest run)")
+    audit.add_argument("run", help="a training seed's MLflow run: its run id (a model's parent run id: its first seed), "
+                            "<model>@<seed>, a model name (its first seed) or a `dvc exp` name")
     audit.add_argument("--repo", default=".", help="the project's git repository (default: the current directory)")
     audit.add_argument("--rev", help="audit the results at this commit instead of the newest one recording the run")
     audit.add_argument("--retrain", action="store_true",
@@ -87,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "their protocols, marked where the protocols differ. Reads the tracking store through MLflow "
                     "(MLFLOW_TRACKING_URI, else the repository's mlflow.db).")
     compare.add_argument("runs", nargs="+", metavar="RUN",
-                         help="an MLflow run id, a model name (its latest run) or a `dvc exp` name (its latest run)")
+                         help="an MLflow run id (a parent run: its first seed), <model>@<seed>, a model name (its first "
+                              "training seed) or a `dvc exp` name")
     compare.add_argument("-o", "--output", type=Path, default=Path("compare.html"),
                          help="the HTML file to write (default: compare.html in the current directory)")
     compare.set_defaults(func=_compare)

@@ -455,9 +455,9 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
             base = fields[key]
             fields[key] = dataclasses.replace(base, default=default)
     fields.update(cls.hparam_fields)
-    own_seeds = raw.pop("seeds", None)
-    values = check_section(prefix, raw, {k: f for k, f in fields.items() if k != "seeds"})
-    common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS if k != "seeds"}
+    own_seeds = raw.pop("seeds", None)  # validated by check_seeds (non-empty, distinct), listed as allowed
+    values = check_section(prefix, raw, fields)
+    common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS}
     common["seeds"] = None if own_seeds is None else check_seeds(f"{prefix}.seeds", own_seeds)
     common["dataset"] = common["dataset"] or default_dataset
     if cls.translation:  # image-to-image types train on a task, the others on a dataset

@@ -119,9 +119,9 @@ def classifier_kid(ctx) -> dict:
                           Column("classifier_recall", "clf-recall", fixed("classifier_recall", 2))])
 def classifier_precision_recall(ctx) -> dict:
     """Improved precision/recall (k = 3) in the dataset classifier's features."""
-    from genlab.metrics.fid import compute_precision_recall
+    from genlab.metrics.neighbours import precision_recall
 
-    return _classifier_space(ctx, compute_precision_recall, ("precision", "recall"))
+    return _classifier_space(ctx, precision_recall, ("precision", "recall"))
 
 
 def _classifier_space(ctx, compute, numbers) -> dict:

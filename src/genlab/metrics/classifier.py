@@ -160,7 +160,7 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
 
     Each is null with the reason when the dataset has no classifier (no labels); when its test
     accuracy is below evaluator.min_accuracy, the values are kept but flagged `trusted: false`."""
-    from genlab.metrics.fid import compute_fid_kid
+    from genlab.metrics.fid import compute_fid, kernel_distance
 
     model, meta = load_classifier(classifier_path)
     if model is None:
@@ -173,8 +173,8 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
     histogram = torch.bincount(predicted, minlength=k).tolist()
     n = len(predicted)
     isc = isc_features_to_metric(logits, splits=min(10, n), rng_seed=seed)
-    subset = min(1000, n, len(real_penultimate))
-    fid = compute_fid_kid(feats.numpy(), real_penultimate, kid_subset_size=subset, seed=seed)
+    fid = compute_fid(feats.numpy(), real_penultimate)
+    kid = kernel_distance(feats.numpy(), real_penultimate, seed=seed) if n > 1 and len(real_penultimate) > 1 else None
     protocol = {"extractor": CLASSIFIER_EXTRACTOR, "n_fake": n, "n_real": int(len(real_penultimate)),
                 "classifier_accuracy": meta["test_accuracy"], "trusted": meta.get("trusted", True)}
     if meta.get("reason"):
@@ -182,10 +182,10 @@ def classifier_view(samples: np.ndarray, labels: np.ndarray | None, classifier_p
     record = {
         "classifier_is": {"mean": isc["inception_score_mean"], "std": isc["inception_score_std"],
                           "splits": min(10, n), **protocol},
-        "classifier_fid": {"value": fid["fid"], **protocol},
-        "classifier_kid": {"mean": fid["kid_mean"], "std": fid["kid_std"], "subset_size": subset, "subsets": 100,
-                           "std_is": "estimator noise: the std over KID's random subsets, not over training seeds",
-                           **protocol},
+        "classifier_fid": {"value": fid, **protocol},
+        "classifier_kid": ({**kid, "std_is": "estimator noise: the std over KID's random subsets, not over "
+                                             "training seeds", **protocol} if kid else
+                           {"mean": None, "std": None, "reason": "KID needs at least 2 samples and 2 real images"}),
         "class_histogram": {"counts": histogram, "classes_covered": int(sum(c >= max(1, 0.01 * n) for c in histogram)),
                             "num_classes": k, "n": n},
         "conditional_accuracy": {"value": None, "reason": "unconditional model: samples have no labels"},

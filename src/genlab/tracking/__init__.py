@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {"RUN_FILE": "mlflow_run", "TrainingRun": "mlflow_run", "client": "mlflow_run",
-          "provenance_tags": "mlflow_run", "repo_root": "store", "require_store": "store",
+          "provenance_tags": "mlflow_run", "log_lineage": "mlflow_run", "repo_root": "store", "require_store": "store",
           "tracking_uri": "store", "tracking_enabled": "store", "experiment_page": "store"}
 
 __all__ = sorted(_WHERE)

@@ -53,13 +53,15 @@ def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
         return cl.get_experiment_by_name(name).experiment_id
 
 
-def provenance_tags(root: Path, stage: str, data_hash: str | None) -> dict[str, str]:
-    """Tags set when a run is created: where the code came from and what it ran on."""
+def provenance_tags(root: Path, stage: str, data_hash: str | None, outputs=()) -> dict[str, str]:
+    """Tags set when a run is created: where the code came from and what it ran on. `outputs`: the running
+    stage's own output paths (relative to `root`), which it may have begun writing before dvc.lock lists
+    them (a model's parent run file, written before its seeds' runs): not a dirty tree."""
     from genlab.tracking.lineage import locked_outputs, cpu_info, environment, git_state
 
     # the runs table's Source column: the command that re-runs it
     tags = {"genlab.stage": stage, "mlflow.source.name": f"dvc repro {stage}", "mlflow.source.type": "LOCAL"}
-    git = git_state(root, locked_outputs(root))
+    git = git_state(root, locked_outputs(root) | set(outputs))
     if git["commit"]:
         tags["git.commit"] = git["commit"]
         tags["mlflow.source.git.commit"] = git["commit"]
@@ -196,14 +198,27 @@ class TrainingRun:
             self.flush()
         self._call("set_terminated", self.run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
 
-    def log_lineage(self, stage: str) -> None:
+    def log_lineage(self, stage: str, lineage: Mapping[str, Any] | None = None) -> None:
         """The stage's dvc.lock entry, git state and environment (genlab.tracking.lineage), as
-        `lineage/<stage>.json`: call it after the stage wrote all its outputs."""
+        `lineage/<stage>.json`: call it after the stage wrote all its outputs. `lineage`: one already
+        computed for this stage (the stage's seed runs and parent share it)."""
         if self.client is None:
             return
         from genlab.tracking.lineage import stage_lineage
 
-        self.log_dict(stage_lineage(stage), f"lineage/{stage}.json")
+        self.log_dict(lineage or stage_lineage(stage), f"lineage/{stage}.json")
+
+
+def log_lineage(runs, stage: str) -> None:
+    """One stage's lineage, computed once (it hashes the stage's deps and outputs), logged to every run."""
+    runs = [run for run in runs if run.client is not None]
+    if not runs:
+        return
+    from genlab.tracking.lineage import stage_lineage
+
+    lineage = stage_lineage(stage)
+    for run in runs:
+        run.log_lineage(stage, lineage)
 
 
 class ParentRun(TrainingRun):

@@ -255,7 +255,8 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
         family = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
         run = TrainingRun.create(
             experiment=info["dataset"], run_name=f"{model_name} seed {seed}", params=flat_params, run_dir=out_dir,
-            tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash), **family,
+            tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash, _stage_outputs(out_dir, plots_path)),
+                  **family,
                   "genlab.model": model_name, "genlab.model_type": spec.type, "genlab.seed": str(seed),
                   "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()},
             dataset=dataset_input(info["dataset"], data_path, data_hash, n_images))
@@ -354,6 +355,18 @@ def _select(selector, model, data, epoch: int, step: int, best: Best, out_dir: P
         save_model_file(candidate, precision, out_dir / BEST_FILE)
         best = Best(epoch, step, score)
     return best, score
+
+
+def _stage_outputs(out_dir: Path, plots_path: Path) -> set[str]:
+    """The train stage's outputs (a model's directory and curves directory), relative to the repository."""
+    root = repo_root().resolve()
+    out = set()
+    for path in (out_dir.parent, plots_path.parent):
+        try:
+            out.add(path.resolve().relative_to(root).as_posix())
+        except ValueError:  # outside the repository (tests): nothing of the tree to leave out
+            pass
+    return out
 
 
 def _finished(ckpt: dict[str, Any], fp: str, epochs: int, out_dir: Path) -> bool:
