@@ -172,3 +172,16 @@ def test_a_task_section_has_its_identity_row_first_and_its_own_columns(tmp_path)
     csv = pd.read_csv(tmp_path / "reports" / "leaderboard.csv")
     assert {"psnr", "ssim", "l1", "cycle_l1", "task_accuracy"} <= set(csv.columns)
     assert csv.set_index("model").loc["p2p", "psnr"] == 21.5
+
+
+def test_a_section_without_the_rank_key_is_ranked_by_inception_kid_and_says_so(tmp_path):
+    for name, kid in (("faces1", 0.30), ("faces2", 0.10)):
+        records = {s: {"model": name, "fid": {"value": 100.0 + s, "n_fake": 12, "n_real": 12},
+                       "kid": {"mean": kid + 0.01 * s, "std": 0.01},
+                       "classifier_kid": {"mean": None, "std": None, "reason": "no class labels"}} for s in (0, 1)}
+        write_seed_records(tmp_path / "metrics" / name, records)
+        write_aggregate(tmp_path / "metrics" / f"{name}.json", records, "training seeds", name)
+    frame = report(tmp_path, [entry("faces1", (0, 1), "lfw"), entry("faces2", (0, 1), "lfw")], datasets=("lfw",))
+    assert list(frame["model"]) == ["faces2", "faces1", "reference"] and set(frame["rank_key"].dropna()) == {"kid_mean"}
+    md = (tmp_path / "reports" / "leaderboard.md").read_text()
+    assert "kid_mean x1e3: mean ± seed std (min–max)" in md and "Ranked by kid_mean: no row of this section" in md

@@ -35,7 +35,7 @@ from genlab.metrics.seeds import member_values
 
 HEAD = ["dataset", "model", "type", "group", "rank", "rank_low", "rank_high", "seeds", "key_mean", "key_std",
         "key_min", "key_max"]
-TAIL = ["images_seen", "train_seconds", "departures", "fid_order_differs", "n_fake", "n_real", "extractor",
+TAIL = ["rank_key", "images_seen", "train_seconds", "departures", "fid_order_differs", "n_fake", "n_real", "extractor",
         "compute_precision", "train_precision", "run_id", "status"]
 COLUMNS = HEAD + leaderboard_numbers() + TAIL  # the metric numbers: every registered metric's, in its order
 
@@ -65,7 +65,17 @@ def reference_metrics_name(dataset: str) -> str:
     return f"{REFERENCE}-{dataset}"
 
 
-def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path, plots_dir: Path, rank_by: str) -> dict:
+#: The rank key of a section where report.rank_by has no value (a dataset without labels has no classifier,
+#: so no classifier-space KID): Inception KID, unbiased too, at the Inception N.
+FALLBACK_KEY = "kid_mean"
+
+
+def section_key(records, rank_by: str) -> str:
+    """report.rank_by where a record of the section has a value for it, else FALLBACK_KEY."""
+    return rank_by if any(member_values(r, rank_by) for r in records if r) else FALLBACK_KEY
+
+
+def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path, plots_dir: Path) -> dict:
     row = {"dataset": entry.dataset, "model": entry.name, "type": entry.type}
     is_baseline = BASELINE_TYPES.get(entry.name) == entry.type
     run_file = models_dir / entry.name / "mlflow_run.json"
@@ -76,7 +86,7 @@ def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path, plots_di
     path = metrics_dir / f"{reference_metrics_name(entry.dataset) if is_baseline else entry.name}.json"
     if not protocol_path(path).exists():
         row["status"] = f"no metrics: {protocol_path(path)} is missing (training or evaluation did not finish)"
-        row["_values"] = ()
+        row["_record"] = None
         return row
     record = read_record(path)
     fid = record.get("fid", {})
@@ -85,7 +95,7 @@ def _metric_row(entry: ModelEntry, metrics_dir: Path, models_dir: Path, plots_di
                extractor=fid.get("extractor"), compute_precision=fid.get("compute_dtype"),
                train_precision=record.get("train_precision"), status="ok",
                seeds=len(record.get("spread", {}).get("members", [0])))
-    row["_values"] = tuple(member_values(record, rank_by))
+    row["_record"] = record
     return row
 
 
@@ -116,7 +126,7 @@ def leaderboard_frame(models: Iterable[ModelEntry], datasets: Iterable[str], met
     baselines = ([ModelEntry(REFERENCE, BASELINE_TYPES[REFERENCE], d) for d in datasets]
                  + [ModelEntry(IDENTITY, BASELINE_TYPES[IDENTITY], t) for t in tasks])
     plots_dir = plots_dir or metrics_dir.parent / "plots" / "train"
-    rows = [_metric_row(entry, metrics_dir, models_dir, plots_dir, ranking.rank_by) for entry in baselines + list(models)]
+    rows = [_metric_row(entry, metrics_dir, models_dir, plots_dir) for entry in baselines + list(models)]
     for section in datasets + tasks:
         _rank_section([r for r in rows if r["dataset"] == section], ranking)
     frame = pd.DataFrame(rows, columns=COLUMNS).astype({"run_id": object})
@@ -132,8 +142,11 @@ def _rank_section(rows: list[dict], ranking: Ranking) -> None:
     """Fill the rank-key cells, ranks, rank intervals, tie groups and FID-order flags of one section."""
     baseline = [r for r in rows if BASELINE_TYPES.get(r["model"]) == r["type"]]
     models = [r for r in rows if r not in baseline]
+    key = section_key([r["_record"] for r in rows], ranking.rank_by)
     for row in rows:
-        values = row.pop("_values", ())
+        record = row.pop("_record", None)
+        values = tuple(member_values(record, key)) if record else ()
+        row["rank_key"] = key
         row.update({f"key_{k}": v for k, v in stats.summarize(values).items() if k != "n"})
         row["_scores"] = np.asarray(values, dtype=float)
     margin = stats.reference_spread(baseline[0]["_scores"]) if baseline else 0.0
@@ -241,7 +254,7 @@ def _n(row, both: bool = True) -> str:
 
 def key_scale(rank_by: str) -> float:
     """KID-like keys are shown x 1e3 (their values are a few thousandths)."""
-    return 1e3 if rank_by.endswith("kid") else 1.0
+    return 1e3 if "kid" in rank_by and not rank_by.endswith("_std") else 1.0
 
 
 def _key_cell(row, rank_by: str) -> str:
@@ -299,8 +312,9 @@ def _section_notes(group: pd.DataFrame) -> list[str]:
 def to_markdown(frame: pd.DataFrame, ranking: Ranking = Ranking()) -> str:
     sections = [LEGEND.format(p=ranking.tie_probability) + "\n"]
     for dataset, group in frame.groupby("dataset", sort=False):
+        key = _key_of(group, ranking)
         columns = shown_columns(group, ranking.rank_by)
-        head = ("| group | rank | model | type | " + key_label(ranking.rank_by) + " | seeds | "
+        head = ("| group | rank | model | type | " + key_label(key) + " | seeds | "
                 + "".join(f"{c.label} | " for c in columns)
                 + "images seen | train s | Inception N fake / real | run id | status |\n"
                 + "|---:|---|---|---|---|---:|" + "".join(f"{c.align}|" for c in columns) + "---:|---:|---|---|---|\n")
@@ -310,9 +324,12 @@ def to_markdown(frame: pd.DataFrame, ranking: Ranking = Ranking()) -> str:
             images, seconds = _budget_cells(row)
             seeds = "—" if pd.isna(row.seeds) else str(int(row.seeds))
             lines.append(f"| {_group_cell(row)} | {_rank_cell(row)} | {row.model}{_marks(row)} | "
-                         f"{row.type}{_precision_label(row)} | {_key_cell(row, ranking.rank_by)} | {seeds} | {cells}"
+                         f"{row.type}{_precision_label(row)} | {_key_cell(row, key)} | {seeds} | {cells}"
                          f"{images} | {seconds} | {_n(row)} | {row.run_id or '—'} | {row.status} |")
         notes = _section_notes(group)
+        if key != ranking.rank_by:
+            notes.insert(0, f"Ranked by {key}: no row of this section has {ranking.rank_by} (a dataset without "
+                            f"labels has no classifier).")
         sections.append(f"## {dataset}\n\n" + head + "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else ""))
     return "\n".join(sections)
 
@@ -326,14 +343,15 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
     figures, nearest = figures or {}, nearest or {}
     tables = []
     for dataset, group in frame.groupby("dataset", sort=False):
+        key = _key_of(group, ranking)
         columns = shown_columns(group, ranking.rank_by)
         head = "".join(f"<th>{html.escape(c.label)}</th>" for c in columns)
-        rows = "".join(_html_row(row, columns, rel, samples_dir, curves, nearest, ranking)
+        rows = "".join(_html_row(row, columns, rel, samples_dir, curves, nearest, key)
                        for row in group.itertuples(index=False))
         images = "".join(f'<img src="{rel(p)}" width="560">' for p in figures.get(dataset, []))
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in _section_notes(group))
         tables.append(f"<h2>{html.escape(str(dataset))}</h2><div>{images}</div><table><tr><th>group</th><th>rank</th>"
-                      f"<th>model</th><th>{html.escape(key_label(ranking.rank_by))}</th><th>seeds</th>{head}"
+                      f"<th>model</th><th>{html.escape(key_label(key))}</th><th>seeds</th>{head}"
                       f"<th>images seen</th><th>train s</th><th>N</th><th>MLflow run</th><th>samples</th>"
                       f"<th>nearest training images</th><th>curves</th></tr>{rows}</table><ul>{notes}</ul>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>genlab leaderboard</title>"
@@ -346,7 +364,7 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
 
 
 def _html_row(row, columns: list[Column], rel, samples_dir: Path, curves: dict[str, Path], nearest: dict[str, Path],
-              ranking: Ranking) -> str:
+              key: str) -> str:
     baseline = BASELINE_TYPES.get(row.model) == row.type
     grid = first_grid(samples_dir / row.model)
     grid_tag = f'<img src="{rel(grid)}" width="280">' if grid is not None and not baseline else "—"
@@ -359,10 +377,15 @@ def _html_row(row, columns: list[Column], rel, samples_dir: Path, curves: dict[s
     seeds = "—" if pd.isna(row.seeds) else str(int(row.seeds))
     return (f"<tr><td>{_group_cell(row)}</td><td>{_rank_cell(row)}</td>"
             f"<td><b>{html.escape(row.model + _marks(row))}</b><br>{html.escape(str(row.type) + _precision_label(row))}</td>"
-            f"<td>{html.escape(_key_cell(row, ranking.rank_by))}</td><td>{seeds}</td>"
+            f"<td>{html.escape(_key_cell(row, key))}</td><td>{seeds}</td>"
             f"{cells}<td>{images}</td><td>{seconds}</td><td>{_n(row, both=False)}</td>"
             f"<td><code>{html.escape(str(row.run_id or '—'))}</code><br>{html.escape(row.status)}</td>"
             f"<td>{grid_tag}</td><td>{near_tag}</td><td>{curve_tag}</td></tr>")
+
+
+def _key_of(group: pd.DataFrame, ranking: Ranking) -> str:
+    keys = group["rank_key"].dropna()
+    return str(keys.iloc[0]) if len(keys) else ranking.rank_by
 
 
 def first_grid(samples_dir: Path) -> Path | None:
@@ -386,18 +409,19 @@ def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metri
     write_overlays(models, plots_dir, report_dir)
     figures: dict[str, list[Path]] = {}
     for section, group in frame.groupby("dataset", sort=False):
-        scores = {m: member_values(read_record(metrics_dir / f"{m}.json"), ranking.rank_by)
+        key = _key_of(group, ranking)
+        scores = {m: member_values(read_record(metrics_dir / f"{m}.json"), key)
                   for m in group["model"] if protocol_path(metrics_dir / f"{m}.json").exists()}
         baseline = next((m for m in group["model"] if m in BASELINE_TYPES), None)
-        reference = member_values(read_record(metrics_dir / f"{reference_metrics_name(section)}.json"), ranking.rank_by) \
+        reference = member_values(read_record(metrics_dir / f"{reference_metrics_name(section)}.json"), key) \
             if protocol_path(metrics_dir / f"{reference_metrics_name(section)}.json").exists() else []
         scores.pop(baseline, None)
         order = [m for m in group["model"] if m in scores]
         paths = []
         if any(scores.values()):
             out = report_dir / "figures" / f"spread-{section}.png"
-            fig.spread_plot(out, {m: scores[m] for m in order}, reference, ranking.rank_by, key_scale(ranking.rank_by),
-                            f"{section}: {ranking.rank_by} over training seeds")
+            fig.spread_plot(out, {m: scores[m] for m in order}, reference, key, key_scale(key),
+                            f"{section}: {key} over training seeds")
             paths.append(out)
         budgets = {e.name: fig.epoch_rows(plots_dir / e.name, e.seeds) for e in models if e.dataset == section}
         if any(budgets.values()):
