@@ -7,22 +7,19 @@ Seeds no longer listed are removed, so the directory holds what params.yaml says
 they change (its children are then all retrained)."""
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from genlab.config import Params, flatten
 from genlab.layout import remove_other_seeds, seed_path
 from genlab.training import distributed
-from genlab.training.loop import TrainResult, file_md5, train_model
+from genlab.training.loop import TrainResult, file_md5, fingerprint, train_model
 
 
 def family_key(params: Params, model_name: str, data_hash: str) -> str:
-    """What the seeds of one parent run share: the model's settings (not its seeds), data and train options."""
-    spec = {k: v for k, v in params.models[model_name].flat().items()}
-    keys = {"spec": spec, "data": {k: v for k, v in params.data.items() if k != "memory_budget_mb"},
-            "data_hash": data_hash, "train": dict(params.train)}
-    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
+    """What the seeds of one parent run share: what a seed's checkpoint fingerprint holds (the model's
+    settings, data and the train options that change what is trained), but the seed; so a parent is
+    replaced exactly when its seeds are retrained, and a kept seed's run stays its child."""
+    return fingerprint(params, model_name, data_hash, seed=-1)
 
 
 def train_seeds(params: Params, model_name: str, data_path: Path, out_dir: Path, curves_dir: Path,
