@@ -69,7 +69,7 @@ def test_models_ranked_by_the_rank_key_over_seeds_with_intervals_and_tie_groups(
     # c's FID order (2nd of 3) is inside its rank interval [2, 3]: not flagged
     assert not board["fid_order_differs"].fillna(False).any()
     md = (tmp_path / "reports" / "leaderboard.md").read_text()
-    assert "| 1 | 1 [1] | a | dcgan | 11 ± 1 (10–12) | 3 |" in md
+    assert "| 1 | 1 [1] | a | dcgan | 11 ± 1 (10–12) | 3 |" in md and "classifier_kid x1e3: mean" in md  # all < 0.1
     assert "| c † |" in md and "† c: lr 0.001 (paper 0.0002)" in md
     assert "training-seed spread" in md and "estimator noise" in md
     for name in ("spread", "compute"):
@@ -125,7 +125,7 @@ def test_rows_grouped_by_dataset_each_with_its_reference(tmp_path):
         ("fashion-mnist", "reference"), ("fashion-mnist", "f2"), ("fashion-mnist", "f1")]
     assert frame.set_index(["dataset", "model"]).loc[("lfw", "reference"), "fid"] == 20.0
     md = (tmp_path / "reports" / "leaderboard.md").read_text()
-    assert md.index("## lfw") < md.index("| — | — | reference | real data | 15 ± 7.1 (10–20) | 2 | 20.00 |") \
+    assert md.index("## lfw") < md.index("| — | — | reference | real data | 0.015 ± 0.0071 (0.01–0.02) | 2 | 20.00 |") \
         < md.index("## fashion-mnist")
     page = (tmp_path / "reports" / "index.html").read_text()
     assert page.index("<h2>lfw</h2>") < page.index("<h2>fashion-mnist</h2>")
@@ -168,7 +168,7 @@ def test_a_task_section_has_its_identity_row_first_and_its_own_columns(tmp_path)
     assert "PSNR" not in dataset_part and "clf-FID" not in dataset_part  # columns with no value in the section
     head = task_part.splitlines()[2]
     assert "| FID (biased: equal N only) | KID (mean ± subset std) | PSNR (dB) | SSIM | L1 |" in head
-    assert "| identity | identity | 100 | 1 | 120.00 | 0.1000 ± 0.0010 | 12.25 | 0.500 | 0.125 |" in task_part
+    assert "| identity | identity | 0.1 | 1 | 120.00 | 0.1000 ± 0.0010 | 12.25 | 0.500 | 0.125 |" in task_part
     csv = pd.read_csv(tmp_path / "reports" / "leaderboard.csv")
     assert {"psnr", "ssim", "l1", "cycle_l1", "task_accuracy"} <= set(csv.columns)
     assert csv.set_index("model").loc["p2p", "psnr"] == 21.5
@@ -184,4 +184,4 @@ def test_a_section_without_the_rank_key_is_ranked_by_inception_kid_and_says_so(t
     frame = report(tmp_path, [entry("faces1", (0, 1), "lfw"), entry("faces2", (0, 1), "lfw")], datasets=("lfw",))
     assert list(frame["model"]) == ["faces2", "faces1", "reference"] and set(frame["rank_key"].dropna()) == {"kid_mean"}
     md = (tmp_path / "reports" / "leaderboard.md").read_text()
-    assert "kid_mean x1e3: mean ± seed std (min–max)" in md and "Ranked by kid_mean: no row of this section" in md
+    assert "kid_mean: mean ± seed std (min–max)" in md and "Ranked by kid_mean: no row of this section" in md

@@ -252,16 +252,17 @@ def _n(row, both: bool = True) -> str:
     return f"{int(row.n_fake)} / {int(row.n_real)}" if both else str(int(row.n_fake))
 
 
-def key_scale(rank_by: str) -> float:
-    """KID-like keys are shown x 1e3 (their values are a few thousandths)."""
-    return 1e3 if "kid" in rank_by and not rank_by.endswith("_std") else 1.0
+def key_scale(values) -> float:
+    """x 1e3 for a section whose rank-key values are all below 0.1 in size (Inception KID: a few
+    thousandths), else 1 (classifier-space KID is in the hundreds)."""
+    values = [abs(float(v)) for v in values if v is not None and not pd.isna(v)]
+    return 1e3 if values and max(values) < 0.1 else 1.0
 
 
-def _key_cell(row, rank_by: str) -> str:
+def _key_cell(row, k: float) -> str:
     """mean ± training-seed std (min–max) of the rank key; one value when there is one member."""
     if pd.isna(row.key_mean):
         return "—"
-    k = key_scale(rank_by)
     if pd.isna(row.key_std) or not row.seeds or row.seeds < 2:
         return f"{k * row.key_mean:.3g}"
     return f"{k * row.key_mean:.3g} ± {k * row.key_std:.2g} ({k * row.key_min:.3g}–{k * row.key_max:.3g})"
@@ -291,8 +292,8 @@ def _marks(row) -> str:
     return f" {marks}" if marks else ""
 
 
-def key_label(rank_by: str) -> str:
-    scale = " x1e3" if key_scale(rank_by) != 1.0 else ""
+def key_label(rank_by: str, k: float = 1.0) -> str:
+    scale = " x1e3" if k != 1.0 else ""
     return f"{rank_by}{scale}: mean ± seed std (min–max)"
 
 
@@ -314,7 +315,8 @@ def to_markdown(frame: pd.DataFrame, ranking: Ranking = Ranking()) -> str:
     for dataset, group in frame.groupby("dataset", sort=False):
         key = _key_of(group, ranking)
         columns = shown_columns(group, ranking.rank_by)
-        head = ("| group | rank | model | type | " + key_label(key) + " | seeds | "
+        k = key_scale(group["key_mean"])
+        head = ("| group | rank | model | type | " + key_label(key, k) + " | seeds | "
                 + "".join(f"{c.label} | " for c in columns)
                 + "images seen | train s | Inception N fake / real | run id | status |\n"
                 + "|---:|---|---|---|---|---:|" + "".join(f"{c.align}|" for c in columns) + "---:|---:|---|---|---|\n")
@@ -324,7 +326,7 @@ def to_markdown(frame: pd.DataFrame, ranking: Ranking = Ranking()) -> str:
             images, seconds = _budget_cells(row)
             seeds = "—" if pd.isna(row.seeds) else str(int(row.seeds))
             lines.append(f"| {_group_cell(row)} | {_rank_cell(row)} | {row.model}{_marks(row)} | "
-                         f"{row.type}{_precision_label(row)} | {_key_cell(row, key)} | {seeds} | {cells}"
+                         f"{row.type}{_precision_label(row)} | {_key_cell(row, k)} | {seeds} | {cells}"
                          f"{images} | {seconds} | {_n(row)} | {row.run_id or '—'} | {row.status} |")
         notes = _section_notes(group)
         if key != ranking.rank_by:
@@ -346,12 +348,13 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
         key = _key_of(group, ranking)
         columns = shown_columns(group, ranking.rank_by)
         head = "".join(f"<th>{html.escape(c.label)}</th>" for c in columns)
-        rows = "".join(_html_row(row, columns, rel, samples_dir, curves, nearest, key)
+        rows = "".join(_html_row(row, columns, rel, samples_dir, curves, nearest, key_scale(group["key_mean"]))
                        for row in group.itertuples(index=False))
         images = "".join(f'<img src="{rel(p)}" width="560">' for p in figures.get(dataset, []))
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in _section_notes(group))
         tables.append(f"<h2>{html.escape(str(dataset))}</h2><div>{images}</div><table><tr><th>group</th><th>rank</th>"
-                      f"<th>model</th><th>{html.escape(key_label(key))}</th><th>seeds</th>{head}"
+                      f"<th>model</th><th>{html.escape(key_label(key, key_scale(group['key_mean'])))}</th>"
+                      f"<th>seeds</th>{head}"
                       f"<th>images seen</th><th>train s</th><th>N</th><th>MLflow run</th><th>samples</th>"
                       f"<th>nearest training images</th><th>curves</th></tr>{rows}</table><ul>{notes}</ul>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>genlab leaderboard</title>"
@@ -364,7 +367,7 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
 
 
 def _html_row(row, columns: list[Column], rel, samples_dir: Path, curves: dict[str, Path], nearest: dict[str, Path],
-              key: str) -> str:
+              k: float) -> str:
     baseline = BASELINE_TYPES.get(row.model) == row.type
     grid = first_grid(samples_dir / row.model)
     grid_tag = f'<img src="{rel(grid)}" width="280">' if grid is not None and not baseline else "—"
@@ -377,7 +380,7 @@ def _html_row(row, columns: list[Column], rel, samples_dir: Path, curves: dict[s
     seeds = "—" if pd.isna(row.seeds) else str(int(row.seeds))
     return (f"<tr><td>{_group_cell(row)}</td><td>{_rank_cell(row)}</td>"
             f"<td><b>{html.escape(row.model + _marks(row))}</b><br>{html.escape(str(row.type) + _precision_label(row))}</td>"
-            f"<td>{html.escape(_key_cell(row, key))}</td><td>{seeds}</td>"
+            f"<td>{html.escape(_key_cell(row, k))}</td><td>{seeds}</td>"
             f"{cells}<td>{images}</td><td>{seconds}</td><td>{_n(row, both=False)}</td>"
             f"<td><code>{html.escape(str(row.run_id or '—'))}</code><br>{html.escape(row.status)}</td>"
             f"<td>{grid_tag}</td><td>{near_tag}</td><td>{curve_tag}</td></tr>")
@@ -420,7 +423,8 @@ def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metri
         paths = []
         if any(scores.values()):
             out = report_dir / "figures" / f"spread-{section}.png"
-            fig.spread_plot(out, {m: scores[m] for m in order}, reference, key, key_scale(key),
+            fig.spread_plot(out, {m: scores[m] for m in order}, reference, key,
+                            key_scale([v for m in order for v in scores[m]] + list(reference)),
                             f"{section}: {key} over training seeds")
             paths.append(out)
         budgets = {e.name: fig.epoch_rows(plots_dir / e.name, e.seeds) for e in models if e.dataset == section}
