@@ -33,13 +33,14 @@ from genlab.sampling.sample import read_samples
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--models", nargs="+", help="only these entries of params.yaml (default: every noise-to-image one)")
     args = parser.parse_args()
     params = load_params()
     cfg = params.eval
     device, precision, runtime = eval_settings(cfg)
     key = params.report["rank_by"]
     rows, started = {}, time.perf_counter()
-    models = [m for m, spec in params.models.items() if not MODEL_TYPES[spec.type].translation]
+    models = args.models or [m for m, spec in params.models.items() if not MODEL_TYPES[spec.type].translation]
     for name in tqdm(models, desc="models"):
         spec = params.models[name]
         real, _ = load_features(Path("data/features") / f"{spec.dataset}-test-n{cfg['num_real']}.h5")
@@ -58,14 +59,15 @@ def main() -> None:
     key_scores = {m: np.asarray(r[key]) for m, r in rows.items()}
     groups = stats.rank_groups(key_scores, margin=0.0, threshold=params.report["tie_probability"])
     order = sorted(fid_means, key=fid_means.get)
-    print(f"{'model':10} {'FID mean ± std':>18} {'KID x1e3 mean ± std':>22} {key + ' x1e3':>24}  group")
+    print(f"{'model':10} {'FID mean ± std':>18} {'KID x1e3 mean ± std':>22} {key:>24}  group")
     for m in order:
         r = rows[m]
         print(f"{m:10} {np.mean(r['fid']):8.1f} ± {np.std(r['fid'], ddof=1):6.1f} "
               f"{1e3 * np.mean(r['kid']):10.1f} ± {1e3 * np.std(r['kid'], ddof=1):6.1f} "
-              f"{1e3 * np.mean(r[key]):12.2f} ± {1e3 * np.std(r[key], ddof=1):6.2f}  {groups[m]}")
+              f"{np.mean(r[key]):12.2f} ± {np.std(r[key], ddof=1):6.2f}  {groups[m]}")
     kept = [(a, b) for a, b in zip(order, order[1:]) if groups[a] != groups[b]]
-    print(f"Spearman(FID mean, {key} mean) = {stats.spearman(fid_means, {m: float(v.mean()) for m, v in key_scores.items()}):.2f}")
+    rho = stats.spearman(fid_means, {m: float(v.mean()) for m, v in key_scores.items()})
+    print(f"Spearman(FID mean, {key} mean) = {'—' if rho is None else f'{rho:.2f}'}")
     print(f"adjacent FID-order pairs in different {key} groups: {kept or 'none'}")
     print(f"({len(models)} models x {len(params.seeds_of(models[0]))} seeds, {seconds:.0f} s; "
           f"N = {cfg['num_fake']} vs {cfg['num_real']}; spread: std over training seeds, ddof=1)")
