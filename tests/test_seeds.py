@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from genlab.config import parse_params
 from genlab.training.seeds import train_seeds
 from miniatures import packed_bars
+from test_training import store  # noqa: F401  (autouse: a fresh MLflow store per test, cwd in tmp_path)
 
 GAN = {"type": "gan", "epochs": 2, "batch_size": 16, "steps_per_epoch": 3, "latent_dim": 8}
 
@@ -21,12 +22,9 @@ def packed(tmp_path_factory):
                        (64, 16), noise=40, rows=(4, 7), cols=(4, 24), value=255)
 
 
-@pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return MlflowClient(uri)
+@pytest.fixture
+def client(store):
+    return MlflowClient(store)
 
 
 def params(seeds, **model):
@@ -49,20 +47,20 @@ def children(client, parent_id):
     return {int(r.data.tags["genlab.seed"]): r for r in runs}
 
 
-def test_each_seed_is_a_model_and_a_child_run_of_one_parent(tmp_path, packed, store):
+def test_each_seed_is_a_model_and_a_child_run_of_one_parent(tmp_path, packed, client):
     results = train(tmp_path, packed, [0, 1])
     assert [r.seed for r in results] == [0, 1] and not any(r.kept for r in results)
     models = tmp_path / "models" / "m"
     assert md5(models / "seed-0" / "model.pt") != md5(models / "seed-1" / "model.pt")  # two seeds, two models
     parent = TrainingRunFile(models).run_id
-    runs = children(store, parent)
+    runs = children(client, parent)
     assert set(runs) == {0, 1} and {r.info.run_id for r in runs.values()} == {r.run_id for r in results}
     assert runs[1].info.run_name == "m seed 1" and runs[1].data.params["seed"] == "1"
-    assert store.get_run(parent).data.tags["genlab.role"] == "parent"
+    assert client.get_run(parent).data.tags["genlab.role"] == "parent"
     assert (tmp_path / "plots" / "m" / "seed-1-epochs.csv").read_text().splitlines()[0].startswith("epoch,step")
 
 
-def test_an_added_seed_is_the_only_one_trained_and_a_dropped_one_is_removed(tmp_path, packed, store):
+def test_an_added_seed_is_the_only_one_trained_and_a_dropped_one_is_removed(tmp_path, packed, client):
     train(tmp_path, packed, [0, 1])
     models = tmp_path / "models" / "m"
     before = {s: md5(models / f"seed-{s}" / "model.pt") for s in (0, 1)}
@@ -70,7 +68,7 @@ def test_an_added_seed_is_the_only_one_trained_and_a_dropped_one_is_removed(tmp_
     results = train(tmp_path, packed, [0, 1, 2])
     assert [(r.seed, r.kept) for r in results] == [(0, True), (1, True), (2, False)]
     assert {s: md5(models / f"seed-{s}" / "model.pt") for s in (0, 1)} == before
-    assert TrainingRunFile(models).run_id == parent and set(children(store, parent)) == {0, 1, 2}
+    assert TrainingRunFile(models).run_id == parent and set(children(client, parent)) == {0, 1, 2}
     results = train(tmp_path, packed, [0, 2])
     assert all(r.kept for r in results) and not (models / "seed-1").exists()
     assert not (tmp_path / "plots" / "m" / "seed-1.csv").exists()
