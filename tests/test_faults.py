@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.e2e,
 STEPS_PER_EPOCH, EPOCHS = 400, 3
 GAN = {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": EPOCHS, "batch_size": 16}}
 METRICS = ("loss_g", "loss_d", "real_score", "fake_score")
+SEED_DIR = Path("models/gan/seed-0")  # the one training seed of tiny_params
 
 
 def params() -> dict:
@@ -35,7 +36,7 @@ def reference(tmp_path_factory) -> bytes:
     """model.pt of an uninterrupted run (tracking off: logging never changes what is trained)."""
     repo = make_project(tmp_path_factory.mktemp("reference") / "repo", params())
     dvc(repo, "repro", "train@gan", GENLAB_TRACKING="off")
-    return (repo / "models/gan/model.pt").read_bytes()
+    return (repo / SEED_DIR / "model.pt").read_bytes()
 
 
 def start_train(repo: Path, **env: str) -> subprocess.Popen:
@@ -79,8 +80,11 @@ def assert_one_complete_run(uri: str) -> None:
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("fashion-mnist")
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    run = runs[0]
+    parents = [r for r in runs if r.data.tags.get("genlab.role") == "parent"]
+    seeds = [r for r in runs if r.data.tags.get("genlab.seed") == "0"]
+    assert len(runs) == 2 and len(parents) == 1 and len(seeds) == 1, [(r.info.run_id, r.data.tags) for r in runs]
+    run = seeds[0]
+    assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
     assert run.info.status == "FINISHED"
     total = STEPS_PER_EPOCH * EPOCHS
     for key in METRICS:  # every step from 1 to the end exactly once: none missing, none twice
@@ -104,7 +108,7 @@ def test_unreachable_server_fails_the_train_stage_in_seconds(tmp_path):
     assert f"MLflow tracking server {uri} is not reachable" in out and "make server" in out, out[-2000:]
     assert "Traceback" not in out
     assert elapsed < 30, f"took {elapsed:.1f} s to fail"
-    assert not (repo / "models/gan/checkpoint.pt").exists()
+    assert not (repo / SEED_DIR / "checkpoint.pt").exists()
 
 
 def test_sigkill_mid_epoch_resumes_under_dvc_repro_to_the_same_bytes(tmp_path, reference):
@@ -115,11 +119,11 @@ def test_sigkill_mid_epoch_resumes_under_dvc_repro_to_the_same_bytes(tmp_path, r
     wait_for(lambda: logged_steps_sqlite(repo / "mlflow.db") > STEPS_PER_EPOCH, proc, "a logged step of epoch 2")
     os.kill(train_pid(repo), signal.SIGKILL)
     assert proc.wait(timeout=60) != 0
-    assert (repo / "models/gan/checkpoint.pt").exists() and not (repo / "models/gan/model.pt").exists()
+    assert (repo / SEED_DIR / "checkpoint.pt").exists() and not (repo / SEED_DIR / "model.pt").exists()
 
     resumed = dvc(repo, "repro", "train@gan")
     assert "resuming from epoch" in resumed.stdout + resumed.stderr
-    assert (repo / "models/gan/model.pt").read_bytes() == reference
+    assert (repo / SEED_DIR / "model.pt").read_bytes() == reference
     assert_one_complete_run(f"sqlite:///{repo / 'mlflow.db'}")
     assert dvc(repo, "status", "train@gan").stdout.strip() == "Data and pipelines are up to date."
 
@@ -150,7 +154,7 @@ def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_s
     server = mlflow_server(store, port)
     try:
         proc = start_train(repo, MLFLOW_TRACKING_URI=uri)
-        wait_for(lambda: (repo / "models/gan/checkpoint.pt").exists(), proc, "the first checkpoint")
+        wait_for(lambda: (repo / SEED_DIR / "checkpoint.pt").exists(), proc, "the first checkpoint")
         kill_group(server)
         lost_at = time.monotonic()
         out, _ = proc.communicate(timeout=180)
@@ -159,12 +163,12 @@ def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_s
         assert f"MLflow tracking store {uri} stopped answering" in out, out[-3000:]
         assert "dvc repro` resumes from the checkpoint in the same MLflow run" in out and "Traceback" not in out
         assert stopped_after < 90, f"the stage took {stopped_after:.0f} s to stop"
-        assert (repo / "models/gan/checkpoint.pt").exists()
+        assert (repo / SEED_DIR / "checkpoint.pt").exists()
 
         server = mlflow_server(store, port)
         resumed = dvc(repo, "repro", "train@gan", MLFLOW_TRACKING_URI=uri)
         assert "resuming from epoch" in resumed.stdout + resumed.stderr
-        assert (repo / "models/gan/model.pt").read_bytes() == reference
+        assert (repo / SEED_DIR / "model.pt").read_bytes() == reference
         assert_one_complete_run(uri)
     finally:
         if server.poll() is None:

@@ -85,9 +85,10 @@ def test_numbers_come_from_the_record_entries_present():
 
 
 def _assert_same(actual, expected, path="record"):
-    """Same keys and structure at every level; strings, ints, bools and nulls equal; floats equal up to
-    1e-9 relative (on the machine that wrote the file they are equal to the bit: Inception on ONNX
-    Runtime and the seeded classifier can differ in the last bits on another CPU)."""
+    """Same keys and structure at every level; strings, ints, bools and nulls equal; floats equal up to the
+    CPU's rounding. On the machine that wrote the file they are equal to the bit; on another CPU (AVX2
+    against AVX-512 kernels) Inception on ONNX Runtime moves them by ~1e-7 relative, and the seeded
+    dataset classifier, trained through the same kernels, by ~2e-3 (measured on an AVX2-only AMD EPYC)."""
     assert type(actual) is type(expected) or {type(actual), type(expected)} <= {int, float}, path
     if isinstance(expected, dict):
         assert sorted(actual) == sorted(expected), path
@@ -98,7 +99,8 @@ def _assert_same(actual, expected, path="record"):
         for i, (a, e) in enumerate(zip(actual, expected)):
             _assert_same(a, e, f"{path}[{i}]")
     elif isinstance(expected, float):
-        assert actual == pytest.approx(expected, rel=1e-9, abs=1e-12), path
+        rel = 1e-2 if "classifier" in path else 1e-5
+        assert actual == pytest.approx(expected, rel=rel, abs=1e-12), path
     else:
         assert actual == expected, path
 

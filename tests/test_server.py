@@ -82,16 +82,22 @@ def test_queued_experiments_log_in_parallel_into_the_postgresql_server(server, t
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("fashion-mnist")
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`genlab.model` = 'gan'")
+    gan = "tags.`genlab.model` = 'gan'"
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"{gan} and tags.`genlab.seed` = '0'")
+    parents = client.search_runs([experiment.experiment_id], filter_string=f"{gan} and tags.`genlab.role` = 'parent'")
     assert len(runs) == 3 and len({r.info.run_id for r in runs}) == 3
+    # one parent per experiment, each seed run nested under its own
+    assert sorted(r.data.tags["mlflow.parentRunId"] for r in runs) == sorted(r.info.run_id for r in parents)
     assert sorted(r.data.params["model.lr"] for r in runs) == ["0.0005", "0.001", "0.002"]
     for run in runs:
         assert run.info.status == "FINISHED", run.info.run_id
         assert "fid" in run.data.metrics and len(client.get_metric_history(run.info.run_id, "loss_d")) >= 5
         lineage = {a.path for a in client.list_artifacts(run.info.run_id, "lineage")}
         assert lineage == {"lineage/train@gan.json", "lineage/sample@gan.json", "lineage/evaluate@gan.json"}
+    for parent in parents:
+        assert "fid.mean" in parent.data.metrics, parent.data.metrics
     queued = [r for r in runs if r.data.params["model.lr"] != "0.001"]
     assert all(r.data.tags.get("dvc.exp_name") for r in queued)
     # the artifacts went through the server into its own store, not into the repo
     stored = list((server["dir"] / "artifacts").rglob("evaluate@gan.json"))
-    assert len(stored) == 3 and not (repo / "mlartifacts").exists()
+    assert len(stored) == 3 + len(parents) and not (repo / "mlartifacts").exists()

@@ -26,6 +26,7 @@ def train_seeds(params: Params, model_name: str, data_path: Path, out_dir: Path,
                 classifier_path: Path | None = None) -> list[TrainResult]:
     """Train every seed of models.<model_name> (params.seeds_of) under one parent run; returns one result a seed."""
     from genlab.tracking.mlflow_run import ParentRun
+    from genlab.tracking.store import TrackingLost
 
     ranks = distributed.current_ranks()
     seeds = params.seeds_of(model_name)
@@ -50,7 +51,10 @@ def train_seeds(params: Params, model_name: str, data_path: Path, out_dir: Path,
                                        leave_group=i == len(seeds) - 1))
     except BaseException:
         if parent is not None:
-            parent.terminate(ok=False)
+            try:
+                parent.terminate(ok=False)
+            except TrackingLost:  # the store went away: the seed's own error (what to do next) is the one shown
+                pass
         raise
     if parent is not None:
         parent.log_budget(results)
