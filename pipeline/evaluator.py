@@ -10,10 +10,15 @@ def main(argv):
     data, weights, features, train_features, metrics = map(Path, positional(
         argv, "packed.h5", "weights.pt", "features.h5", "train_features.h5", "metrics.json"))
     params = load_params(models=False)
+    from genlab.data.hdf5 import say_whole_splits
+
+    say_whole_splits(data, {"evaluator.train_limit": ("train", params.evaluator["train_limit"]),
+                            "evaluator.memorization_train": ("train", params.evaluator["memorization_train"])})
     from genlab.io import write_metrics
     from genlab.metrics.evaluate import train_evaluator
 
-    record = train_evaluator(data, weights, features, params.evaluator, params.seed, train_features)
+    record = train_evaluator(data, weights, features, params.evaluator, params.seed, train_features,
+                             device=params.eval["device"])
     write_metrics(metrics, record, {k: record.get(k) for k in ("test_accuracy", "train_images", "test_images")})
     accuracy = record["test_accuracy"]
     print(f"evaluator {record['dataset']}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None

@@ -8,6 +8,9 @@ from genlab.config import load_params
 def main(argv):
     data, out = map(Path, positional(argv, "packed.h5", "out.h5"))
     params = load_params(models=False)
+    from genlab.data.hdf5 import say_whole_splits
+
+    say_whole_splits(data, {"eval.num_real": ("test", params.eval["num_real"])})
     from genlab.metrics.evaluate import compute_real_features
 
     print(f"real features: {compute_real_features(data, out, params.eval)}")

@@ -13,6 +13,10 @@ def main(argv):
     from genlab.tracking import require_store
 
     require_store()
+    from genlab.data.hdf5 import read_info, say_whole_splits
+
+    if read_info(data)["input_shape"] is not None:  # a task: its outputs are translations of the test inputs
+        say_whole_splits(data, {"sample.num_samples": ("test", params.sample["num_samples"])})
     from genlab.layout import seed_path
     from genlab.sampling.sample import sample_seed
     from genlab.tracking import TrainingRun, log_lineage

@@ -7,7 +7,7 @@ The dataset classifier is given to every model: SRGAN's content loss may use its
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
-from genlab.config import load_params
+from genlab.config import ParamsError, load_params
 
 
 def main(argv):
@@ -20,7 +20,16 @@ def main(argv):
     require_store()
     from genlab.training import distributed
 
+    if params.train["best_metric"] != "none" and not distributed.under_torchrun():  # said once, not per process
+        from genlab.data.hdf5 import say_whole_splits
+
+        say_whole_splits(data, {"train.best_real": ("train", params.train["best_real"])})
+    from genlab.training.device import processes_problem, resolve_device
+
     if params.train["nproc"] > 1 and not distributed.under_torchrun():  # train.nproc processes, data-parallel
+        problem = processes_problem(params.train["nproc"], resolve_device(params.train["device"]))
+        if problem:
+            raise ParamsError(f"train.nproc: {problem}")
         return distributed.run_under_torchrun(params.train["nproc"], [__file__, *argv])
     from genlab.tracking import TrainingRun, log_lineage
     from genlab.layout import seed_path

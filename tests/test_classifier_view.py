@@ -25,7 +25,7 @@ def evaluator(tmp_path_factory):
     pack_dataset("fashion-mnist", root / "raw", packed, default_preprocessing("fashion-mnist"))
     weights, features = root / "classifier.pt", root / "classifier-features.h5"
     cfg = {"epochs": 1, "batch_size": 64, "lr": 1e-3, "train_limit": 6000, "min_accuracy": 0.85}
-    record = train_evaluator(packed, weights, features, cfg, seed=0)
+    record = train_evaluator(packed, weights, features, cfg, seed=0, device="cpu")
     real_penultimate, _ = load_features(features)
     test_images, test_labels = read_split(packed, "test")
     return {"record": record, "weights": weights, "real": real_penultimate,
@@ -38,6 +38,7 @@ def view(evaluator, images, labels=None):
 
 def test_classifier_learns_the_dataset(evaluator):
     assert evaluator["record"]["test_accuracy"] > 0.75  # 6000 images, one epoch
+    assert evaluator["record"]["device"] == "cpu"  # where it trained (eval.device), recorded
     assert evaluator["record"]["trusted"] == (evaluator["record"]["test_accuracy"] >= 0.85)
 
 

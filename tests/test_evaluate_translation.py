@@ -13,7 +13,7 @@ from genlab.data.hdf5 import read_inputs, read_split
 from genlab.data.tasks import to_target_geometry
 from genlab.metrics import translation
 from genlab.metrics.evaluate import (evaluate, evaluate_identity, metric_numbers, mlflow_metrics,
-                                     samples_context)
+                                     SamplesFileError, samples_context)
 from genlab.metrics.registry import get_metric
 
 N = 16
@@ -86,8 +86,22 @@ def test_an_unpaired_model_without_extras_gets_the_generative_metrics_only(task)
 def test_a_paired_samples_file_without_targets_names_what_is_missing(task):
     path = write_translation_samples(task["root"] / "broken.h5", {"images": task["targets"], "inputs": task["inputs"]},
                                      {"model": "b", "type": "pix2pix", "n": N, "task": "grey2colour", "paired": True})
-    with pytest.raises(ValueError, match="no `targets` dataset; re-run its sample stage"):
+    with pytest.raises(SamplesFileError, match=r"no `targets` dataset; re-run `dvc repro sample@"):
         samples_context(path, task["real"], task["evaluator"], EVAL_CFG, 0)
+
+
+def test_a_truncated_samples_file_is_one_line_naming_the_stage_to_re_run(task, tmp_path):
+    whole = write_translation_samples(task["root"] / "whole.h5", {"images": task["targets"], "inputs": task["inputs"],
+                                                                  "targets": task["targets"]},
+                                      {"model": "p", "type": "pix2pix", "n": N, "task": "grey2colour", "paired": True})
+    cut = tmp_path / "samples" / "p2p" / "seed-0.h5"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(SamplesFileError) as err:
+        samples_context(cut, task["real"], task["evaluator"], EVAL_CFG, 0)
+    message = str(err.value)
+    assert message.startswith(f"{cut}: unreadable samples file (OSError: ") and "\n" not in message
+    assert message.endswith("re-run `dvc repro sample@p2p`")
 
 
 def test_identity_baseline_scores_the_inputs_brought_to_the_targets_geometry(task):

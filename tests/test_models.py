@@ -570,6 +570,8 @@ def arch_choices(kind: str) -> tuple[str | None, ...]:
 def weights_sha256(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
+        if name.startswith("_"):  # the training loop's own state (e.g. G's last loss), not a network's weights
+            continue
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(tensor.contiguous().numpy().tobytes())
     return digest.hexdigest()

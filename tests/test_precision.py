@@ -79,3 +79,71 @@ def test_leaderboard_labels_anything_but_fp32():
     row = pd.Series({"train_precision": "fp32", "compute_precision": "bf16"})
     assert _precision_label(row) == " (bf16 features)"
     assert _precision_label(pd.Series({"train_precision": "fp32", "compute_precision": "fp32"})) == ""
+
+
+@pytest.fixture
+def cuda_flags(monkeypatch):
+    """A machine that says it has CUDA; torch's global flags restored afterwards."""
+    import os
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (matmul.fp32_precision, cudnn.conv.fp32_precision, cudnn.deterministic, cudnn.benchmark,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn.conv.fp32_precision = "tf32"  # PyTorch's default for cuDNN convolutions
+    yield os.environ
+    matmul.fp32_precision, cudnn.conv.fp32_precision, cudnn.deterministic, cudnn.benchmark = saved[:4]
+    torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+
+
+def test_resolving_cuda_makes_the_whole_process_ieee_fp32_and_deterministic(cuda_flags):
+    assert device_mod.resolve_device("auto").type == "cuda"
+    # outside any autocast region too: sampling, selection scores, the evaluator, feature extractors
+    assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert torch.are_deterministic_algorithms_enabled()
+    assert cuda_flags["CUBLAS_WORKSPACE_CONFIG"] == device_mod.CUBLAS_WORKSPACE
+    assert device_mod.cuda_settings() == {"fp32_precision": "ieee", "cudnn_deterministic": True,
+                                          "deterministic_algorithms": True, "cublas_workspace": ":4096:8"}
+
+
+def test_cpu_runs_leave_the_global_flags_alone(monkeypatch):
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.conv.fp32_precision
+    assert device_mod.resolve_device("cpu").type == "cpu"
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.conv.fp32_precision) == before
+
+
+def test_more_processes_than_visible_gpus_are_refused_before_torchrun(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    problem = device_mod.processes_problem(2, torch.device("cuda"))
+    assert problem.startswith("got 2, but 1 CUDA device is visible") and "at most 1" in problem
+    assert device_mod.processes_problem(1, torch.device("cuda")) is None
+    assert device_mod.processes_problem(4, torch.device("cpu")) is None  # gloo processes share the CPU
+
+
+def test_a_checkpoint_fingerprint_holds_what_auto_resolved_to_not_the_word(cuda_flags, monkeypatch):
+    from genlab.training.loop import fingerprint
+
+    def fp(device, precision):
+        params = parse_params({"train": {"device": device, "precision": precision}, "models": {"m": {"type": "gan"}}})
+        return fingerprint(params, "m", "data-md5")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
+    assert fp("auto", "auto") == fp("cpu", "fp32")  # this machine: the same experiment, resumable
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert fp("auto", "auto") == fp("cuda", "bf16") != fp("cpu", "fp32")  # a GPU: visibly another
+
+
+def test_auto_eval_settings_follow_the_real_features_on_a_machine_that_would_pick_otherwise(cuda_flags, monkeypatch):
+    from genlab.metrics.evaluate import eval_settings
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    auto = {"device": "auto", "precision": "auto", "runtime": "auto"}
+    assert eval_settings(auto) == ("cuda", "bf16", "torch")  # what this GPU machine picks by itself
+    made_on_a_cpu = {"precision": "fp32", "runtime": "onnxruntime"}
+    assert eval_settings(auto, made_on_a_cpu) == ("cpu", "fp32", "onnxruntime")
+    # an explicit setting is the user's: kept (and the mismatch with the real features is then an error)
+    assert eval_settings({**auto, "precision": "bf16"}, made_on_a_cpu) == ("cuda", "bf16", "torch")

@@ -58,37 +58,68 @@ def test_same_params_give_byte_identical_checkpoints(packed, tmp_path):
     assert (tmp_path / "c" / "models" / "m" / "model.pt").read_bytes() != a
 
 
-def test_interrupted_run_resumes_to_the_same_bytes_in_the_same_mlflow_run(packed, tmp_path, monkeypatch, store):
-    from mlflow.tracking import MlflowClient
-
-    params = params_for(DCGAN)
-    run(params, packed, tmp_path / "full")
-
+def interrupt_after_first_epoch(params, packed, out, monkeypatch):
+    """Train until the first epoch's checkpoint is written, then stop as Ctrl-C would."""
     real_save = loop.save_torch_atomic
     calls = {"n": 0}
 
     def save_then_stop(obj, path):
         real_save(obj, path)
         calls["n"] += 1
-        if calls["n"] == 1:  # Ctrl-C right after the first epoch's checkpoint
+        if calls["n"] == 1:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(loop, "save_torch_atomic", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        run(params, packed, tmp_path / "resumed")
+        run(params, packed, out)
+    monkeypatch.setattr(loop, "save_torch_atomic", real_save)
+
+
+def test_interrupted_run_resumes_to_the_same_bytes_in_the_same_mlflow_run(packed, tmp_path, monkeypatch, store):
+    from mlflow.tracking import MlflowClient
+
+    params = params_for(DCGAN)
+    run(params, packed, tmp_path / "full")
+
+    interrupt_after_first_epoch(params, packed, tmp_path / "resumed", monkeypatch)
     out = tmp_path / "resumed" / "models" / "m"
     assert not (out / "model.pt").exists()
     run_id = json.loads((out / "mlflow_run.json").read_text())["run_id"]
     client = MlflowClient(store)
     assert client.get_run(run_id).info.status == "FAILED"
 
-    monkeypatch.setattr(loop, "save_torch_atomic", real_save)
     result = run(params, packed, tmp_path / "resumed")
     assert result.run_id == run_id
     assert client.get_run(run_id).info.status == "FINISHED"
     assert (out / "model.pt").read_bytes() == (tmp_path / "full" / "models" / "m" / "model.pt").read_bytes()
     steps = [m.step for m in client.get_metric_history(run_id, "loss_d")]
     assert sorted(steps) == list(range(1, result.steps + 1))
+
+
+def test_resumed_between_generator_updates_logs_the_loss_g_an_uninterrupted_run_logs(packed, tmp_path, monkeypatch,
+                                                                                    store):
+    """WGAN updates G every 5th step; 8 steps an epoch, so the run resumes at step 9, between updates,
+    where an uninterrupted run logs G's loss from step 6 (not zero: the value travels in the checkpoint)."""
+    from mlflow.tracking import MlflowClient
+
+    params = params_for({"type": "wgan", "epochs": 2, "batch_size": 16, "width": 8, "latent_dim": 16}, log_every=1)
+    full = run(params, packed, tmp_path / "full")
+    interrupt_after_first_epoch(params, packed, tmp_path / "resumed", monkeypatch)
+    resumed = run(params, packed, tmp_path / "resumed")
+    client = MlflowClient(store)
+    full, resumed = ({m.step: m.value for m in client.get_metric_history(r.run_id, "loss_g")} for r in (full, resumed))
+    assert full[9] == full[6] != 0.0  # logged steps count from 1: G updated at steps 1, 6, 11, ...
+    assert resumed == full
+    assert (tmp_path / "resumed" / "plots" / "m.csv").read_bytes() == (tmp_path / "full" / "plots" / "m.csv").read_bytes()
+
+
+def test_a_checkpoint_is_read_onto_the_cpu_so_its_rng_states_restore_on_any_device(packed, tmp_path):
+    run(params_for(DCGAN), packed, tmp_path)
+    ckpt = loop.read_checkpoint(tmp_path / "models" / "m" / "checkpoint.pt", "m")
+    for key in ("torch_rng", "shuffle_rng"):
+        assert ckpt[key].device.type == "cpu" and ckpt[key].dtype == torch.uint8, key
+    torch.Generator().set_state(ckpt["shuffle_rng"])
+    assert all(t.device.type == "cpu" for t in ckpt["model"].values())
 
 
 def test_divergence_stops_training_and_marks_the_run_failed(packed, tmp_path, store):
@@ -153,3 +184,13 @@ def test_unlabelled_rgb_faces_train_and_generate(faces, tmp_path, kind):
     with torch.no_grad():
         images = model.generate(model.sample_latent(3))
     assert images.shape == (3, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_a_count_above_its_split_is_said_in_one_line_before_any_work(packed, capsys):
+    from genlab.data.hdf5 import say_whole_splits
+
+    say_whole_splits(packed, {"eval.num_real": ("test", 20000), "train.best_real": ("train", 100),
+                              "evaluator.train_limit": ("train", None)})
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"note: eval.num_real: 20000 asked, but the test split of fashion-mnist ({packed}) holds 32 "
+                     f"images: taking all 32; set eval.num_real: 32 to say so"]

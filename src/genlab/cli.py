@@ -50,3 +50,4 @@ def positional(argv: list[str], *names: str) -> list[str]:
         raise UsageError(f"expected {len(names)} arguments ({' '.join(f'<{n}>' for n in names)}), "
                          f"got {len(argv)}: {' '.join(argv) or '(none)'}; the stage's cmd in dvc.yaml gives them")
     return list(argv)
+

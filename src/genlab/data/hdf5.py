@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -145,6 +146,17 @@ def read_info(path: str | Path) -> dict:
             "input_shape": list(f["train/inputs"].shape[1:]) if "inputs" in f["train"] else None,
             "task": json.loads(_str(f.attrs["task"])) if "task" in f.attrs else None,
         }
+
+
+def say_whole_splits(path, wanted: dict[str, tuple[str, int | None]]) -> None:
+    """One line, before any work, for each count in params (key -> (split, value)) above what the packed
+    file's split holds: the stage takes the whole split (and records the N it used), not what was asked."""
+    info = read_info(path)
+    for key, (split, value) in wanted.items():
+        size = info["splits"][split]
+        if value is not None and value > size:
+            print(f"note: {key}: {value} asked, but the {split} split of {info['dataset']} ({path}) holds {size} "
+                  f"images: taking all {size}; set {key}: {size} to say so", file=sys.stderr)
 
 
 def _check_inputs(source: DatasetSource, raw: RawSplit, split: str) -> None:

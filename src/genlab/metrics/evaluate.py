@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from genlab.data.hdf5 import read_info, read_inputs, read_split
+from genlab.errors import GenlabError
 from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
 from genlab.metrics.fid import compute_fid_kid
 from genlab.metrics.inception import INCEPTION_EXTRACTOR, resolve_runtime
@@ -24,11 +25,23 @@ from genlab.training.device import resolve_device, resolve_precision
 REAL_SPLIT = "test"
 
 
-def eval_settings(cfg: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(device, precision, Inception runtime) that eval.device/precision/runtime resolve to here."""
+def eval_settings(cfg: Mapping[str, Any], recorded: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+    """(device, precision, Inception runtime) that eval.device/precision/runtime resolve to here.
+
+    `recorded`: the real features' protocol. Where eval.precision or eval.runtime is `auto`, the samples
+    follow what the real features were made with, whatever this machine would pick: `auto` is resolved
+    once, by the real_features stage (which records it), so a stage DVC keeps and one it re-runs on
+    another machine score with the same network. ONNX Runtime runs on the CPU."""
     device = resolve_device(cfg["device"])
-    precision = resolve_precision(cfg["precision"], device)
-    return str(device), precision, resolve_runtime(cfg.get("runtime", "auto"), device, precision)
+    precision, runtime = cfg["precision"], cfg.get("runtime", "auto")
+    if recorded is not None:
+        precision = recorded.get("precision", precision) if precision == "auto" else precision
+        if runtime == "auto" and precision == recorded.get("precision"):
+            runtime = recorded.get("runtime", runtime)
+        if runtime == "onnxruntime":
+            device = resolve_device("cpu")
+    precision = resolve_precision(precision, device)
+    return str(device), precision, resolve_runtime(runtime, device, precision)
 
 
 def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any]) -> dict:
@@ -55,8 +68,9 @@ class EvaluatorFiles:
 
 
 def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cfg: Mapping[str, Any],
-                    seed: int, train_features_path: Path | None = None) -> dict:
-    """Train the dataset classifier and cache its penultimate features of the whole test split.
+                    seed: int, train_features_path: Path | None = None, device: str = "auto") -> dict:
+    """Train the dataset classifier (on eval.device, recorded) and cache its penultimate features of the
+    whole test split.
 
     An unlabelled dataset (faces) has no classifier: both files still exist, saying why, so every
     model's evaluate stage records a null classifier view with that reason."""
@@ -77,8 +91,9 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
                 save_features(path, np.zeros((0, PENULTIMATE_DIM), np.float32),
                               {**protocol, "split": split, "N": 0, "reason": reason})
         return {"dataset": info["dataset"], "test_accuracy": None, "trusted": False, "reason": reason}
+    resolved = resolve_device(device)
     record = train_classifier(data_path, weights_path, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-                              lr=cfg["lr"], seed=seed, device=resolve_device("auto"),
+                              lr=cfg["lr"], seed=seed, device=resolved,
                               limit=cfg["train_limit"], min_accuracy=cfg["min_accuracy"])
     model, _ = load_classifier(weights_path)
     images, _ = read_split(data_path, REAL_SPLIT)
@@ -88,7 +103,7 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
         images, _ = read_split(data_path, "train", limit=cfg.get("memorization_train"))
         feats, _ = predict(model, torch.from_numpy(images))
         save_features(train_features_path, feats.numpy(), {**protocol, "split": "train", "N": int(len(feats))})
-    return {"dataset": info["dataset"], **record}
+    return {"dataset": info["dataset"], **record, "device": resolved.type}
 
 
 def evaluate_reference(data_path: Path, n: int, real_features_path: Path, evaluator: EvaluatorFiles,
@@ -131,7 +146,7 @@ def evaluate_identity(data_path: Path, n: int, real_features_path: Path, evaluat
         ctx.kinds |= {ADAPTATION}
         ctx.task_predictions, ctx.task_labels, ctx.task_classifier = source_only_predictions(
             data_path, epochs=evaluator_cfg["epochs"], batch_size=evaluator_cfg["batch_size"], lr=evaluator_cfg["lr"],
-            seed=seed, device=resolve_device("auto"), limit=evaluator_cfg["train_limit"])
+            seed=seed, device=resolve_device(cfg["device"]), limit=evaluator_cfg["train_limit"])
     return evaluate(ctx, cfg.get("metrics"))
 
 
@@ -169,7 +184,7 @@ class EvalContext:
     def inception(self) -> tuple[np.ndarray, np.ndarray, dict]:
         """(sample features, real features, the protocol every Inception-feature metric records)."""
         real, real_protocol = load_features(self.real_features)
-        device, precision, runtime = eval_settings(self.cfg)
+        device, precision, runtime = eval_settings(self.cfg, real_protocol)
         for key, value in (("precision", precision), ("runtime", runtime)):
             if value != real_protocol.get(key):
                 raise ValueError(f"eval.{key} resolves to {value} but {self.real_features} was computed with "
@@ -243,6 +258,10 @@ def evaluate_samples(samples: np.ndarray, labels: np.ndarray | None, real_featur
     return evaluate(ctx, cfg.get("metrics"))
 
 
+class SamplesFileError(GenlabError):
+    """A model's samples file that is missing or damaged: sample again."""
+
+
 SAMPLE_ARRAYS = ("images", "labels", "inputs", "targets", "reconstructions", "task_predictions", "task_labels")
 
 
@@ -253,22 +272,30 @@ def samples_context(path: Path, real_features_path: Path, evaluator: EvaluatorFi
     (task_predictions) as its contents say."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        arrays = {key: f[key][()] for key in SAMPLE_ARRAYS if key in f}
-        info = json.loads(f.attrs["info"])
-    images = arrays.pop("images")
+    path = Path(path)
+    rerun = f"re-run `dvc repro sample@{path.parent.name}`"
+    if not path.is_file():
+        raise SamplesFileError(f"{path}: samples file missing; {rerun}")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {key: f[key][()] for key in SAMPLE_ARRAYS if key in f}
+            info = json.loads(f.attrs["info"])
+        images = arrays.pop("images")
+    except (OSError, KeyError, ValueError, TypeError) as err:  # h5py's errors for damaged files and objects
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise SamplesFileError(f"{path}: unreadable samples file ({type(err).__name__}: {first}); {rerun}") from None
     if not info.get("translation"):
         return EvalContext(images, real_features_path, evaluator, cfg, seed, labels=arrays.get("labels")), info
     kinds = {TRANSLATION}
     if info.get("paired"):
         if "targets" not in arrays:
-            raise ValueError(f"{path}: info says paired but there is no `targets` dataset; re-run its sample stage")
+            raise SamplesFileError(f"{path}: info says paired but there is no `targets` dataset; {rerun}")
         kinds.add(PAIRED)
     if "reconstructions" in arrays:
         kinds.add(CYCLE)
     if "task_predictions" in arrays:
         if "task_labels" not in arrays:
-            raise ValueError(f"{path}: `task_predictions` without `task_labels`; re-run its sample stage")
+            raise SamplesFileError(f"{path}: `task_predictions` without `task_labels`; {rerun}")
         kinds.add(ADAPTATION)
     arrays.pop("labels", None)
     return EvalContext(images, real_features_path, evaluator, cfg, seed, kinds=frozenset(kinds), **arrays), info

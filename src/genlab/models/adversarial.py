@@ -63,7 +63,9 @@ class AdversarialModel(GenerativeModel):
         if self.hp.get("penalty", "none") != "none":
             names.append("gradient_penalty")
         self.metric_names = tuple(names)
-        self._last_loss_g = torch.zeros(())
+        # G's last loss, logged on the critic-only steps between G updates: a buffer, so it follows the
+        # model to its device and a checkpoint carries it (a resumed run logs what an uninterrupted one does).
+        self.register_buffer("_last_loss_g", torch.zeros(()))
 
     @classmethod
     def shape_problem(cls, hparams: Mapping[str, Any], image_shape: tuple[int, int, int]) -> str | None:

@@ -305,7 +305,9 @@ class DualGAN(TwoWayModel):
         c_a, c_b, side, w = self.input_shape[0], self.image_shape[0], self.image_shape[1], self.hp["width"]
         self.G_AB, self.G_BA = UNet(c_a, c_b, side, w, dropout=0.0), UNet(c_b, c_a, side, w, dropout=0.0)
         self.D_A, self.D_B = PatchDiscriminator(c_a, side, w, norm=None), PatchDiscriminator(c_b, side, w, norm=None)
-        self._last_g = {"loss_g": torch.zeros(()), "loss_reconstruction": torch.zeros(())}
+        # G's last losses for the critic-only steps: buffers, on the model's device and in its checkpoint
+        self.register_buffer("_last_loss_g", torch.zeros(()))
+        self.register_buffer("_last_loss_reconstruction", torch.zeros(()))
 
     def configure_optimizers(self):
         generators = list(self.G_AB.parameters()) + list(self.G_BA.parameters())
@@ -331,9 +333,10 @@ class DualGAN(TwoWayModel):
             loss_g = (self.W.g_loss(self.D_B(fake_b).float()) + self.W.g_loss(self.D_A(fake_a).float())
                       + self.hp["lambda_rec"] * rec)
             _step(optimizers["g"], loss_g)
-            self._last_g = {"loss_g": loss_g.detach(), "loss_reconstruction": rec.detach()}
+            self._last_loss_g, self._last_loss_reconstruction = loss_g.detach(), rec.detach()
         loss_b, real_b, fake_b_out = outs["b"]
-        return {"loss_d": ((outs["a"][0] + loss_b) / 2).detach(), **self._last_g,
+        return {"loss_d": ((outs["a"][0] + loss_b) / 2).detach(), "loss_g": self._last_loss_g,
+                "loss_reconstruction": self._last_loss_reconstruction,
                 "real_score": real_b.detach().mean(), "fake_score": fake_b_out.detach().mean(),
                 "wasserstein_estimate": (real_b.mean() - fake_b_out.mean()).detach()}
 

@@ -81,8 +81,10 @@ def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict 
     spec = params.models[model_name].flat()
     seed = params.seeds_of(model_name)[0] if seed is None else seed
     data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
+    # what `auto` resolves to here, not the word: a CPU fp32 checkpoint never resumes as CUDA bf16
+    device = resolve_device(params.train["device"])
     keys = {"spec": spec, "seed": seed, "data": data, "data_hash": data_hash,
-            "train": {k: params.train[k] for k in ("device", "precision")}}
+            "train": {"device": device.type, "precision": resolve_precision(params.train["precision"], device)}}
     keys["best"] = {k: params.train[k] for k in ("best_metric", "best_samples", "best_real")}
     if params.train["nproc"] > 1:  # the same experiment up to rounding, but not the same bytes
         keys["nproc"] = params.train["nproc"]
@@ -120,8 +122,12 @@ def load_model(model_dir: Path, device: torch.device | str = "cpu", checkpoint: 
     return model.to(device).eval()
 
 
-def read_checkpoint(path: Path, model_name: str, device: torch.device) -> dict[str, Any] | None:
+def read_checkpoint(path: Path, model_name: str) -> dict[str, Any] | None:
     """The last epoch's checkpoint, or None to train from scratch: none, or an unreadable one.
+
+    Read onto the CPU whatever the training device: the RNG states must stay CPU ByteTensors (what
+    Generator.set_state and torch.cuda.set_rng_state accept), and load_state_dict copies the weights
+    and optimizer states onto the model's device.
 
     A truncated or corrupt checkpoint (a full disk, a bad copy) is only lost progress: training
     from scratch reproduces the same bytes, so it is reported in one line and never resumed from.
@@ -131,7 +137,7 @@ def read_checkpoint(path: Path, model_name: str, device: torch.device) -> dict[s
         return None
     try:
         return load_weights(path, f"delete it to train models.{model_name} from scratch",
-                            CHECKPOINT_KEYS, map_location=device)
+                            CHECKPOINT_KEYS, map_location="cpu")
     except UnsafeWeightsFile:
         raise
     except WeightsFileError as err:
@@ -219,7 +225,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     ckpt_path = out_dir / CHECKPOINT
     start_epoch, history, best = 0, [], Best()
     run = None if ranks.main else TrainingRun(None, None)  # rank 0 alone logs
-    ckpt = read_checkpoint(ckpt_path, model_name, device)
+    ckpt = read_checkpoint(ckpt_path, model_name)
     if ckpt is not None and _finished(ckpt, fp, spec.epochs, out_dir):  # e.g. a seed added beside this one
         if ranks.main:
             if not plots_path.exists():
