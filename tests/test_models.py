@@ -13,6 +13,7 @@ import torch
 
 from genlab.config import parse_params
 from genlab.models import MODEL_TYPES, build_model
+from genlab.models.base import clip_weights_
 from genlab.models.autoencoders import downsamplings
 from genlab.models.networks import stride2_blocks
 from genlab.objectives import ADVERSARIAL_LOSSES, dragan_penalty, gaussian_kl, reparameterize, wgan_gp_penalty
@@ -219,6 +220,36 @@ def test_wgan_clips_every_critic_weight():
     assert weights.abs().max() <= clip
     # clipping happened (values sit on the bounds), on both sides
     assert (weights == clip).any() and (weights == -clip).any()
+
+
+def test_fused_weight_clip_equals_a_clamp_per_parameter():
+    torch.manual_seed(0)
+    critic = build("wgan").D
+    for p in critic.parameters():
+        p.data.normal_(0.0, 0.05)  # about a third of the weights outside [-0.01, 0.01]
+    expected = [p.detach().clamp(-0.01, 0.01) for p in critic.parameters()]
+    clip_weights_(critic, 0.01)
+    assert all(torch.equal(p, e) for p, e in zip(critic.parameters(), expected))
+
+
+@pytest.mark.parametrize("fraction,k", [(0.5, 4), (1.0, 8), (0.1, 1)])
+def test_sgan_supervises_only_the_first_labelled_fraction_of_the_batch(fraction, k):
+    """The critic's supervised term sees the labels of the first round(fraction * n) images and
+    no other: relabelling the rest leaves its loss as it was, relabelling one of them does not."""
+    images, labels = batch(8)
+
+    def loss_d(labels):
+        torch.manual_seed(0)
+        model = build("sgan", labeled_fraction=fraction)
+        return model.training_step(model.to_input(images), labels, model.configure_optimizers(), 1)["loss_d"]
+
+    before = loss_d(labels)
+    rest = labels.clone()
+    rest[k:] = (rest[k:] + 1) % NUM_CLASSES
+    assert torch.equal(loss_d(rest), before)
+    first = labels.clone()
+    first[k - 1] = (first[k - 1] + 1) % NUM_CLASSES
+    assert not torch.equal(loss_d(first), before)
 
 
 def test_wgan_updates_generator_only_every_n_critic_steps():

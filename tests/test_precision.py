@@ -147,3 +147,24 @@ def test_auto_eval_settings_follow_the_real_features_on_a_machine_that_would_pic
     assert eval_settings(auto, made_on_a_cpu) == ("cpu", "fp32", "onnxruntime")
     # an explicit setting is the user's: kept (and the mismatch with the real features is then an error)
     assert eval_settings({**auto, "precision": "bf16"}, made_on_a_cpu) == ("cuda", "bf16", "torch")
+
+
+def test_a_cuda_trained_run_is_audited_within_the_tolerance_not_by_bytes():
+    """The audit holds a CUDA-trained seed to its metrics within the tolerance, never to bytes, and its
+    JSON states the rule, the tolerance and the CUDA flags the run trained with; a CPU run on the same
+    kind of machine is still held to bytes."""
+    from genlab.audit import _same_kind, cuda_rule
+    from genlab.audit.locate import RunLineage
+    from genlab.tracking.lineage import environment
+
+    stages = {f"{kind}@dcgan": {"environment": environment()} for kind in ("train", "sample", "evaluate")}
+    flags = {"train.cuda.cudnn_deterministic": "True", "train.cuda.fp32_precision": "ieee"}
+    on_cuda = RunLineage("r1", "dcgan", "fashion-mnist", {}, {}, "", stages, 0,
+                         {"train.resolved_device": "cuda", "seed": "0", **flags})
+    on_cpu = RunLineage("r2", "dcgan", "fashion-mnist", {}, {}, "", stages, 0, {"train.resolved_device": "cpu"})
+    for kind in ("train", "sample", "evaluate"):
+        exact, why = _same_kind(on_cuda, kind)
+        assert not exact and "CUDA" in why
+        assert _same_kind(on_cpu, kind) == (True, "")
+    rule = cuda_rule(on_cuda, 0.02)
+    assert rule["exact"] is False and rule["tolerance"] == 0.02 and rule["flags"] == flags

@@ -20,6 +20,13 @@ Order of the checks (each a row of the report, see genlab.audit.checks):
 5. with --retrain, this seed is trained again too (its checkpoint and model files deleted; the stage
    keeps the other seeds' finished runs): the model's bytes must match on the same kind of CPU; on
    another kind, training is not bit-exact and the metrics are compared within the tolerance.
+
+A run trained on CUDA is never held to bytes: genlab sets cuDNN's deterministic mode,
+`use_deterministic_algorithms` (warn-only: an op without a deterministic kernel warns, it does not
+stop the stage) and CUBLAS_WORKSPACE_CONFIG, but bit-equality also needs the same GPU model, driver,
+CUDA and cuDNN, and not every op has a deterministic kernel. Its retrained model file is
+inconclusive when its bytes differ, and every metric is compared within the tolerance; the audit's
+JSON says so under "cuda" (the rule, the tolerance and the flags the run trained with).
 """
 from __future__ import annotations
 
@@ -75,6 +82,8 @@ def audit(ref: str, root: Path, *, rev: str | None = None, rebuild: bool = True,
         lineage = read_lineage(client, run)
         summary.update(run_id=lineage.run_id, model=lineage.model, seed=lineage.seed,
                        parent_run_id=lineage.tags.get("mlflow.parentRunId"), experiment=lineage.experiment)
+        if lineage.trained_on == "cuda":
+            summary["cuda"] = cuda_rule(lineage, tolerance)
         commit, how = find_commit(root, lineage, rev)
         summary.update(commit=commit, found_in=how)
         log(f"auditing run {lineage.run_id} ({lineage.label}) at commit {commit[:12]} ({how})")
@@ -209,9 +218,19 @@ def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) 
 
 
 # --------------------------------------------------------------------------- 4/5. rebuild
+def cuda_rule(lineage: RunLineage, tolerance: float) -> dict[str, Any]:
+    """What the audit holds a CUDA-trained run to, as its JSON records it."""
+    return {"trained_on": "cuda", "exact": False, "tolerance": tolerance,
+            "rule": "CUDA training is not held to bytes: a retrained model file that differs is inconclusive and "
+                    "every metric is compared within the tolerance (relative)",
+            "flags": {k: v for k, v in lineage.params.items() if k.startswith("train.cuda.")}}
+
+
 def _same_kind(lineage: RunLineage, kind: str) -> tuple[bool, str]:
     from genlab.tracking.lineage import compute_kind, environment
 
+    if lineage.trained_on == "cuda":
+        return False, "trained on CUDA (never bit-exact by rule; see the audit JSON's \"cuda\")"
     then, now = compute_kind(lineage.stage(kind)["environment"]), compute_kind(environment())
     diffs = [f"{k}: run {then.get(k)!r}, here {now.get(k)!r}" for k in then if then.get(k) != now.get(k)]
     return not diffs, "; ".join(diffs)

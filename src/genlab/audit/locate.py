@@ -14,7 +14,7 @@ import json
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,12 @@ class RunLineage:
     artifact_uri: str
     stages: dict[str, dict[str, Any]]   # "train@gan" -> lineage record
     seed: int | None = None             # the training seed of a seed run; None: a run made before seeds
+    params: dict[str, str] = field(default_factory=dict)   # the run's MLflow params
+
+    @property
+    def trained_on(self) -> str:
+        """The device type training resolved to ("cpu" for a run made before it was recorded)."""
+        return self.params.get("train.resolved_device", "cpu")
 
     def stage(self, kind: str) -> dict[str, Any]:
         return self.stages[f"{kind}@{self.model}"]
@@ -122,7 +128,7 @@ def read_lineage(client, run) -> RunLineage:
             stages[f"{kind}@{model}"] = json.loads(Path(path).read_text())
     experiment = client.get_experiment(run.info.experiment_id).name
     return RunLineage(run.info.run_id, model, experiment, tags, dict(run.data.metrics), run.info.artifact_uri, stages,
-                      seed)
+                      seed, dict(run.data.params))
 
 
 def lock_at(root: Path, commit: str) -> dict[str, Any]:

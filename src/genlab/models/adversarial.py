@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from genlab.config import Field
-from genlab.models.base import LATENT, GenerativeModel, init_dcgan_weights, register_model
+from genlab.models.base import LATENT, GenerativeModel, clip_weights_, init_dcgan_weights, register_model
 from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator,
                                     conv_shape_problem)
 from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wgan_gp_penalty
@@ -123,9 +123,7 @@ class AdversarialModel(GenerativeModel):
         loss_d.backward()
         optimizers["d"].step()
         if self.hp["clip_value"] is not None:
-            with torch.no_grad():
-                for p in self.D.parameters():
-                    p.clamp_(-self.hp["clip_value"], self.hp["clip_value"])
+            clip_weights_(self.D, self.hp["clip_value"])
 
         # -- generator, every n_critic steps
         if update_g:

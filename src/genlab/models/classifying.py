@@ -100,11 +100,13 @@ class SGAN(AdversarialModel):
         fake_g = self.G(self.sample_latent(n))  # one batch for both players, detached for D
         real_logits = self.D(x).float()
         fake_logits = self.D(fake_g.detach()).float()
-        labeled = torch.arange(n, device=x.device) < round(self.hp["labeled_fraction"] * n)
-        supervised = F.cross_entropy(real_logits[labeled], y[labeled]) if labeled.any() else real_logits.sum() * 0
+        # The first k images of the (shuffled) batch keep their labels; k is known on the host, so
+        # the split is two slices, with no device-to-host sync of a boolean mask.
+        k = round(self.hp["labeled_fraction"] * n)
+        supervised = F.cross_entropy(real_logits[:k], y[:k]) if k > 0 else real_logits.sum() * 0
         _, log_real_on_real = self._log_p_fake(real_logits)
         log_fake_on_fake, _ = self._log_p_fake(fake_logits)
-        loss_d = supervised - log_real_on_real[~labeled].sum() / n - log_fake_on_fake.mean()
+        loss_d = supervised - log_real_on_real[k:].sum() / n - log_fake_on_fake.mean()
         optimizers["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         optimizers["d"].step()

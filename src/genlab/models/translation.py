@@ -16,7 +16,7 @@ from torch import nn
 
 from genlab.config import Field, TaskConfig
 from genlab.data.tasks import to_target_geometry
-from genlab.models.base import BETAS, GenerativeModel, register_model
+from genlab.models.base import BETAS, GenerativeModel, clip_weights_, register_model
 from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, SRResNet, TaskClassifier, UNet,
                                           halvings)
 from genlab.objectives import ADVERSARIAL_LOSSES
@@ -324,9 +324,7 @@ class DualGAN(TwoWayModel):
             real_out, fake_out = critic(real).float(), critic(fake.detach()).float()
             loss = self.W.d_loss(real_out, fake_out)
             _step(optimizers[f"d_{name}"], loss)
-            with torch.no_grad():
-                for p in critic.parameters():
-                    p.clamp_(-self.hp["clip_value"], self.hp["clip_value"])
+            clip_weights_(critic, self.hp["clip_value"])
             outs[name] = (loss, real_out, fake_out)
         if update_g:
             rec = F.l1_loss(self.G_BA(fake_b), a) + F.l1_loss(self.G_AB(fake_a), b)

@@ -38,7 +38,7 @@ from genlab.tracking.mlflow_run import dataset_input
 from genlab.tracking.store import TrackingLost
 from genlab.training.data import open_train_data
 from genlab.training import distributed
-from genlab.training.device import autocast, resolve_device, resolve_precision
+from genlab.training.device import autocast, cuda_settings, resolve_device, resolve_precision
 from genlab.training.selection import BEST_FILE, Best, open_selector, own_random_state, scored_copy
 
 CHECKPOINT = "checkpoint.pt"
@@ -257,7 +257,8 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
                        **flatten({"train": params.train}), "seed": seed,
                        "train.resolved_device": device.type, "train.resolved_precision": precision,
                        "data.loader": "in_memory" if data.in_memory else "streaming",
-                       "model.parameters": sum(p.numel() for p in model.parameters()), **used}
+                       "model.parameters": sum(p.numel() for p in model.parameters()), **used,
+                       **({f"train.cuda.{k}": v for k, v in cuda_settings().items()} if device.type == "cuda" else {})}
         family = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
         run = TrainingRun.create(
             experiment=info["dataset"], run_name=f"{model_name} seed {seed}", params=flat_params, run_dir=out_dir,
