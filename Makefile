@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands call `python`/`dvc`: make them the venv's.
 RUN    := PATH="$(BIN):$$PATH"
 
-.PHONY: install repro test test-fast ui server push pull offline-data clean-outputs
+.PHONY: install repro readme test test-fast ui server push pull offline-data clean-outputs
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 
 repro: install
 	$(RUN) dvc repro
+
+# README's leaderboard block: the first section of reports/leaderboard.md (tests/test_docs.py keeps them equal).
+readme: install
+	$(RUN) python docs/hooks.py
 
 # Every output DVC tracks (raw and packed data, features, evaluators, models, samples) to the default
 # remote (.dvc/config; a team's S3/SSH remote when one is set in .dvc/config.local), and back.
