@@ -46,7 +46,7 @@ ui: install
 		--default-artifact-root "$(CURDIR)/mlartifacts" --port 5000
 
 # A team's MLflow server on PostgreSQL (Debian's postgresql), bound to 127.0.0.1:5000; then
-# `export MLFLOW_TRACKING_URI=http://127.0.0.1:5000` wherever the pipeline runs. README "Team server".
+# `export MLFLOW_TRACKING_URI=http://127.0.0.1:5000` wherever the pipeline runs. docs/tracking.md "Team server".
 server: install
 	$(RUN) genlab server
 

@@ -194,3 +194,42 @@ def test_a_count_above_its_split_is_said_in_one_line_before_any_work(packed, cap
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"note: eval.num_real: 20000 asked, but the test split of fashion-mnist ({packed}) holds 32 "
                      f"images: taking all 32; set eval.num_real: 32 to say so"]
+
+
+WITHOUT_MLFLOW = """
+import importlib.abc, sys
+from pathlib import Path
+
+class Missing(importlib.abc.MetaPathFinder):  # as on a machine where MLflow and DVC are not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("mlflow", "dvc"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, Missing())
+from genlab.config import parse_params
+from genlab.training.loop import load_model, train_model
+
+params = parse_params({"seed": 3, "train": {"device": "cpu", "precision": "fp32", "log_every": 3}, "models": {"m": %r}})
+out = Path(sys.argv[2])
+train_model(params, "m", Path(sys.argv[1]), out / "models" / "m", out / "plots" / "m.csv")
+load_model(out / "models" / "m")
+print("mlflow imported:", any(name.split(".")[0] == "mlflow" for name in sys.modules))
+"""
+
+
+def test_with_tracking_off_training_runs_where_mlflow_is_not_installed(packed, tmp_path):
+    """GENLAB_TRACKING=off never imports MLflow (a GPU machine with torch alone trains, benchmarks/gpu_check.py),
+    and trains the bytes a tracked run trains."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GENLAB_TRACKING": "off"}
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_MLFLOW % DCGAN, str(packed), str(tmp_path / "off")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mlflow imported: False" in proc.stdout
+    run(params_for(DCGAN), packed, tmp_path / "on")
+    assert ((tmp_path / "off" / "models" / "m" / "model.pt").read_bytes()
+            == (tmp_path / "on" / "models" / "m" / "model.pt").read_bytes())
+    assert not (tmp_path / "off" / "models" / "m" / "mlflow_run.json").exists()

@@ -64,7 +64,7 @@ class DatasetSource:
     format: str                        # how pack reads the raw files (one of FORMATS)
     channels: int                      # channels of the packed images (1 or 3)
     side: int                          # default side of the packed images (params: datasets.<name>.side)
-    licence: str                       # printed at download, listed in README
+    licence: str                       # printed at download, listed in docs/datasets.md
     homepage: str
     mirrors: tuple[str, ...] = ()      # base URLs; "<mirror>/<file.remote>" is fetched
     local_dirs: tuple[str, ...] = ()   # directories tried before the network

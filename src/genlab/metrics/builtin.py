@@ -104,7 +104,7 @@ def density_coverage(ctx) -> dict:
 @register_metric("classifier_kid", applies_to=GENERATIVE, space="classifier",
                  numbers={"classifier_kid": "mean", "classifier_kid_std": "std"},
                  protocol="unbiased KID (Binkowski et al. 2018) of every sample vs the whole test split in the "
-                          "dataset classifier's penultimate features, 100 subsets of min(1000, N): the rank key",
+                          "dataset classifier's penultimate features, one estimate over all pairs (std over 10 subsets of min(1000, N)): the rank key",
                  columns=[Column("classifier_kid", "clf-KID x1e3", lambda row: "—" if fixed("classifier_kid", 0)(row) == "—"
                                  else f"{1e3 * row.classifier_kid:.2f}")])
 def classifier_kid(ctx) -> dict:

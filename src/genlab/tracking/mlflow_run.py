@@ -1,6 +1,8 @@
 """MLflow tracking: one run per trained model, metrics logged in batches, nothing logged twice.
 
-Where the store is and whether it answers: genlab.tracking.store.
+Where the store is and whether it answers: genlab.tracking.store. MLflow itself is imported on first
+use of a store: with tracking off (GENLAB_TRACKING=off) a run never imports it, so training, sampling
+and evaluating work where MLflow is not installed (e.g. a GPU machine with torch alone).
 """
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import mlflow
 import requests
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
-from mlflow.tracking import MlflowClient
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 from genlab.errors import GenlabError
 from genlab.io import write_json_atomic
@@ -32,9 +34,19 @@ RUN_ID = re.compile(r"[0-9a-f]{32}")
 RUN_TAGS = ("genlab.model", "dvc.exp_name")  # what a run's name may be, tried in this order
 
 
+def _mlflow():
+    """The mlflow package with the submodules used here (about 2 s to import)."""
+    import mlflow
+    import mlflow.entities
+    import mlflow.exceptions
+    import mlflow.tracking
+
+    return mlflow
+
+
 def client(root: Path | None = None) -> MlflowClient:
     bound_http_retries()
-    return MlflowClient(tracking_uri=tracking_uri(root))
+    return _mlflow().tracking.MlflowClient(tracking_uri=tracking_uri(root))
 
 
 def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
@@ -49,7 +61,7 @@ def experiment_id(cl: MlflowClient, name: str, root: Path | None = None) -> str:
         artifacts = ((root or repo_root()) / "mlartifacts" / name).as_uri()
     try:
         return cl.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel stage
+    except _mlflow().exceptions.MlflowException:  # created meanwhile by a parallel stage
         return cl.get_experiment_by_name(name).experiment_id
 
 
@@ -78,10 +90,12 @@ def provenance_tags(root: Path, stage: str, data_hash: str | None, outputs=()) -
     return tags
 
 
-def dataset_input(name: str, path: Path, md5: str, n_images: int) -> Dataset:
-    """A packed file as an MLflow dataset input: the runs table's Dataset column, digest = its md5."""
-    return Dataset(name=name, digest=md5[:12], source_type="local", source=json.dumps({"uri": str(path), "md5": md5}),
-                   profile=json.dumps({"num_images": n_images, "split": "train"}))
+def dataset_input(name: str, path: Path, md5: str, n_images: int) -> dict[str, str]:
+    """A packed file as an MLflow dataset input (the fields of mlflow.entities.Dataset): the runs table's
+    Dataset column, digest = its md5."""
+    return {"name": name, "digest": md5[:12], "source_type": "local",
+            "source": json.dumps({"uri": str(path), "md5": md5}),
+            "profile": json.dumps({"num_images": n_images, "split": "train"})}
 
 
 class TrainingRun:
@@ -98,7 +112,7 @@ class TrainingRun:
         self.client = cl  # None: tracking is off (GENLAB_TRACKING=off), every log call does nothing
         self.run_id = run_id
         self.lost = False
-        self._pending: list[Metric] = []
+        self._pending: list = []  # mlflow.entities.Metric
         self._logged_through: dict[str, int] = {}   # metric -> last step the store holds (resumed runs)
         self._logged_images: set[tuple[str, int]] = set()
 
@@ -106,7 +120,7 @@ class TrainingRun:
     def _guard(self):
         try:
             yield
-        except (mlflow.exceptions.MlflowException, requests.RequestException, OSError) as err:
+        except (_mlflow().exceptions.MlflowException, requests.RequestException, OSError) as err:
             self.lost = True
             raise lost(self.client.tracking_uri, err) from err
 
@@ -119,9 +133,11 @@ class TrainingRun:
     # -- creation / lookup ---------------------------------------------------------------
     @classmethod
     def create(cls, *, experiment: str, run_name: str, params: Mapping[str, Any],
-               tags: Mapping[str, str], run_dir: Path, dataset: Dataset | None = None) -> "TrainingRun":
+               tags: Mapping[str, str], run_dir: Path, dataset: Mapping[str, str] | None = None) -> "TrainingRun":
+        """`dataset`: dataset_input()'s fields, shown in the runs table's Dataset column."""
         if not tracking_enabled():
             return cls(None, None)
+        entities = _mlflow().entities
         root = repo_root()
         cl = client(root)
         self = cls(cl, None)
@@ -129,11 +145,12 @@ class TrainingRun:
             exp_id = experiment_id(cl, experiment, root)
         run = self._call("create_run", exp_id, run_name=run_name, tags=dict(tags))
         self.run_id = run.info.run_id
-        items = [Param(k, str(v)) for k, v in sorted(params.items())]
+        items = [entities.Param(k, str(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):
             self._call("log_batch", self.run_id, params=items[i:i + 100])
         if dataset is not None:  # the runs table's Dataset column
-            self._call("log_inputs", self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "train")])])
+            self._call("log_inputs", self.run_id, [entities.DatasetInput(
+                entities.Dataset(**dataset), [entities.InputTag("mlflow.data.context", "train")])])
         write_json_atomic(run_dir / RUN_FILE, {"run_id": self.run_id, "experiment": experiment,
                                                "tracking_uri": tracking_uri(root)})
         return self
@@ -168,7 +185,8 @@ class TrainingRun:
         if self.client is None:
             return
         ts = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), ts, step) for k, v in values.items()
+        metric = _mlflow().entities.Metric
+        self._pending.extend(metric(k, float(v), ts, step) for k, v in values.items()
                              if step > self._logged_through.get(k, -1))
         if len(self._pending) >= _MAX_BATCH:
             self.flush()
@@ -180,7 +198,9 @@ class TrainingRun:
             self._pending = self._pending[_MAX_BATCH:]
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._call("log_batch", self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        if self.client is not None:
+            tag = _mlflow().entities.RunTag
+            self._call("log_batch", self.run_id, tags=[tag(k, str(v)) for k, v in tags.items()])
 
     def log_image(self, image, key: str, step: int = 0) -> None:
         """A step-indexed image: the MLflow UI shows how it evolves across steps."""
@@ -194,9 +214,12 @@ class TrainingRun:
         self._call("log_dict", self.run_id, dict(obj), name)
 
     def terminate(self, ok: bool = True) -> None:
+        if self.client is None:
+            return
         if ok:
             self.flush()
-        self._call("set_terminated", self.run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
+        status = _mlflow().entities.RunStatus
+        self._call("set_terminated", self.run_id, status.to_string(status.FINISHED if ok else status.FAILED))
 
     def log_lineage(self, stage: str, lineage: Mapping[str, Any] | None = None) -> None:
         """The stage's dvc.lock entry, git state and environment (genlab.tracking.lineage), as
