@@ -43,3 +43,43 @@ def test_time_to_quality_scores_both_and_reports_the_times(tmp_path):
     assert anchor and float(anchor.group(2)) > 0, out
     assert re.search(r"genlab dcgan: step 2, [\d.]+ s of training, FID [\d.]+", out), out
     assert re.search(r"time to FID [\d.]+: PyTorch-GAN [\d.]+ s, genlab ", out), out
+
+
+def test_gpu_check_smoke_runs_every_check_on_the_cpu_without_mlflow_or_dvc(tmp_path):
+    """benchmarks/gpu_check.py as the GPU machine runs it (no MLflow, no DVC: both made unimportable here, in
+    its stage subprocesses too), tiny and on the CPU: every row passes, and the table names each check."""
+    import json
+    import os
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class Missing(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('mlflow', 'dvc'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Missing())\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    rows_path = tmp_path / "rows.json"
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--smoke", "--raw", str(MIRROR),
+                           "--json", str(rows_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {row["check"]: row for row in json.loads(rows_path.read_text())}
+    for check in ("evaluator", "train dcgan fp32", "train dualgan fp32", "train pix2pix fp32", "resume dcgan",
+                  "resume wgan", "resume dualgan", "repeat wgan", "inception cpu torch vs cpu onnxruntime",
+                  "paper-scale dcgan"):
+        assert rows[check]["status"] == "ok", rows[check]
+    assert "2 epochs of 7 steps" in rows["resume wgan"]["detail"]  # not a multiple of the 5 critic steps
+    assert rows["nproc 2"]["status"] == "skip"
+    assert "| resume wgan" in proc.stdout and rows["total"]["status"] == "ok"
+
+
+def test_gpu_check_fails_loudly_when_a_check_fails(tmp_path):
+    """A failed row makes the exit status 1, is named in the total, and the table still prints (here: no
+    Fashion-MNIST where --raw points, so the workspace cannot be made and no other check runs)."""
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--smoke", "--raw",
+                           str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert re.search(r"^\| workspace +\| FAIL +\| FileNotFoundError", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^\| total +\| FAIL +\| .*1 failed: workspace", proc.stdout, re.M), proc.stdout
