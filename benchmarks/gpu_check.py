@@ -1,7 +1,7 @@
 """genlab's CUDA path in one command: every model type, resume, repeatability, Inception, one paper-scale run.
 
     python benchmarks/gpu_check.py --bundle .gpu           # here: what the GPU machine lacks (data, wheels)
-    python benchmarks/gpu_check.py --raw .gpu/raw          # there: the check (~5 minutes on one H100/H200)
+    python benchmarks/gpu_check.py --raw .gpu/raw          # there: the check (sized for < 8 min on an H100)
     python benchmarks/gpu_check.py --device cpu --smoke    # the same checks, tiny, on the CPU (the suite runs it)
 
 It drives genlab's own functions and stage scripts with tracking off (GENLAB_TRACKING=off), from this
