@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
+import numpy as np
 import pytest
 import yaml
 
@@ -371,6 +372,78 @@ def test_an_image_to_image_run_is_audited_and_retrained_byte_for_byte(project):
     assert checks["retrained models/pix2pix/seed-0/model.pt (md5)"]["verdict"] == "match", output
     assert {"metric fid", "metric psnr", "metric ssim"} <= set(checks), sorted(checks)
     assert all(c["verdict"] == "match" for name, c in checks.items() if name.startswith("metric ")), output
+
+
+def test_genlab_score_of_the_reference_images_gives_the_reference_rows_numbers(project, tmp_path):
+    """The first sample.num_samples training images, written as PNGs and scored from outside the pipeline, get
+    the reference row's Inception numbers (its first subset is those images) and classifier numbers within the
+    spread of its subsets; images of another geometry are refused in one line, and nothing is written."""
+    from genlab.data.hdf5 import read_split
+    from genlab.metrics.registry import metric_numbers
+    from genlab.serving.images import write_folder
+
+    repo = project["repo"]
+    n = yaml.safe_load((repo / "params.yaml").read_text())["sample"]["num_samples"]
+    images, _ = read_split(repo / "data" / "packed" / "fashion-mnist.h5", "train", limit=n)
+    write_folder(tmp_path / "real", images)
+
+    def score(images_path, dataset="fashion-mnist"):
+        return subprocess.run([sys.executable, "-m", "genlab", "score", str(images_path), "--dataset", dataset,
+                               "--json", str(tmp_path / "score.json")], cwd=repo, env=env_for(repo),
+                              capture_output=True, text=True, timeout=600)
+
+    proc = score(tmp_path / "real")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "score.json").read_text())
+    assert record["scored"]["n"] == n and record["fid"]["n_fake"] == record["kid"]["n_fake"]
+    scored, reference = metric_numbers(record), json.loads((repo / "metrics" / "reference-fashion-mnist.json").read_text())
+    for key in ("fid", "kid_mean", "precision", "recall", "density", "coverage"):
+        assert scored[key] == pytest.approx(reference["mean"][key], rel=1e-9), key
+    for key in ("classifier_kid", "classifier_fid", "classifier_precision"):
+        assert reference["min"][key] - 1e-9 <= scored[key] <= reference["max"][key] + 1e-9, key
+    (tmp_path / "score.json").unlink()
+    rgb = np.repeat(images[:4], 3, axis=1)
+    np.savez(tmp_path / "rgb.npz", images=rgb)
+    refused = score(tmp_path / "rgb.npz")
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'rgb.npz'}: images are 28x28 with 3 channels, but dataset fashion-mnist takes 28x28 "
+        f"with 1 channel; genlab does not resize or convert them"]
+    assert not (tmp_path / "score.json").exists()
+
+
+def test_genlab_generate_draws_from_a_logged_run_and_translates_given_inputs(project, tmp_path):
+    """A seed run's logged model file (runs:/<id>/model, downloaded from the store) draws what the checkout's
+    models/<m>/seed-0 draws; an image-to-image model translates --input images of its input geometry only."""
+    import h5py
+
+    repo = project["repo"]
+
+    def generate(*args):
+        return subprocess.run([sys.executable, "-m", "genlab", "generate", *args], cwd=repo, env=env_for(repo),
+                              capture_output=True, text=True, timeout=600)
+
+    for ref, out in ((f"runs:/{seed_run(repo, 'gan')}/model", "store.h5"), ("gan", "local.h5")):
+        proc = generate(ref, "-o", str(tmp_path / out), "--n", "12")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    with h5py.File(tmp_path / "store.h5") as a, h5py.File(tmp_path / "local.h5") as b:
+        assert (a["images"][()] == b["images"][()]).all()
+    with h5py.File(repo / "samples" / "gan" / "seed-0.h5") as f:  # the sample stage's own draw at seed 0
+        drawn = f["images"][()]
+    proc = generate("gan", "-o", str(tmp_path / "again.h5"), "--n", str(len(drawn)))
+    with h5py.File(tmp_path / "again.h5") as f:
+        assert proc.returncode == 0 and (f["images"][()] == drawn).all()
+    with h5py.File(repo / "data" / "packed" / "inpaint.h5") as f:
+        np.savez(tmp_path / "inputs.npz", images=f["test/inputs"][:5])
+    proc = generate("pix2pix", "-o", str(tmp_path / "translated.h5"), "--input", str(tmp_path / "inputs.npz"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with h5py.File(tmp_path / "translated.h5") as f:
+        assert f["images"].shape == (5, 1, 28, 28)
+    np.savez(tmp_path / "small.npz", images=np.zeros((2, 1, 14, 14), np.uint8))
+    proc = generate("pix2pix", "-o", str(tmp_path / "bad.h5"), "--input", str(tmp_path / "small.npz"))
+    assert proc.returncode == 2 and "takes 28x28 with 1 channel" in proc.stderr
+    assert not (tmp_path / "bad.h5").exists()
+    proc = generate("models:/no-such-model@champion", "-o", str(tmp_path / "bad.h5"))
+    assert proc.returncode == 2 and "models:/no-such-model@champion: not in the tracking store" in proc.stderr
 
 
 def test_runs_show_as_model_training_with_dataset_and_source_in_the_mlflow_ui(project):

@@ -37,6 +37,34 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample_batch_size() -> int:
+    """params.yaml's sample.batch_size when the current directory has one (the sample stage's noise batches), else 250."""
+    from genlab.config import load_params
+
+    return load_params(models=False).sample["batch_size"] if Path("params.yaml").is_file() else 250
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from genlab.serving.generate import generate
+
+    print(generate(args.model, args.out, n=args.n, seed=args.seed, batch_size=args.batch_size or _sample_batch_size(),
+                   label=args.label, input_path=args.input, device=args.device, checkpoint=args.checkpoint))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from genlab.io import write_json_atomic
+    from genlab.metrics.registry import summary
+    from genlab.serving.score import score
+
+    record = score(args.images, args.dataset)
+    print(f"{args.images} ({record['scored']['n']} images) against {args.dataset}: {summary(record)}")
+    if args.json:
+        write_json_atomic(args.json, record)
+        print(f"record: {args.json}")
+    return 0
+
+
 def _preset(args: argparse.Namespace) -> int:
     from genlab.presets import PRESETS, PresetError, apply_preset, listing
 
@@ -93,6 +121,36 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("-o", "--output", type=Path, default=Path("compare.html"),
                          help="the HTML file to write (default: compare.html in the current directory)")
     compare.set_defaults(func=_compare)
+
+    generate = sub.add_parser(
+        "generate", help="draw images from a trained model: a PNG grid, an HDF5 samples file or a folder of PNGs",
+        description="Load a trained model (weights only) and draw --n images with the sample stage's noise for "
+                    "--seed (an image-to-image model translates --input). The same seed and batch size give the same "
+                    "images as the sample stage, and the same bytes on the same machine.")
+    generate.add_argument("model", metavar="MODEL",
+                          help="models/<m> or models/<m>/seed-<s>, a params entry's name, an MLflow run id, "
+                               "runs:/<id>/<path>, or models:/<name>@<alias>")
+    generate.add_argument("-o", "--out", type=Path, required=True,
+                          help="<file>.png: one grid; <file>.h5: a samples file; anything else: a new folder of PNGs")
+    generate.add_argument("--n", type=int, default=64, help="images to draw (default 64)")
+    generate.add_argument("--seed", type=int, default=0, help="the noise's seed (default 0)")
+    generate.add_argument("--label", type=int, help="a conditional model's class for every image (default: balanced)")
+    generate.add_argument("--input", type=Path, help="an image-to-image model's inputs: a folder of PNG/JPEG, .npz or .h5")
+    generate.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    generate.add_argument("--checkpoint", choices=("last", "best"), default="last")
+    generate.add_argument("--batch-size", type=int, help="noise batch (default: params.yaml's sample.batch_size, else 250)")
+    generate.set_defaults(func=_generate)
+
+    score = sub.add_parser(
+        "score", help="score images made anywhere under the pipeline's protocol, against a dataset's cached features",
+        description="Every metric the evaluate stage computes for samples (the rank key, FID/KID, precision/recall, "
+                    "density/coverage, the memorization check) of the images against the dataset's cached real "
+                    "features and classifier, with params.yaml's eval settings. Images of another size or channel "
+                    "count are refused, never resized.")
+    score.add_argument("images", type=Path, metavar="IMAGES", help="a folder of PNG/JPEG files, an .npz or an .h5")
+    score.add_argument("--dataset", required=True, help="a dataset or task of params.yaml")
+    score.add_argument("--json", type=Path, help="also write the record (every metric with its protocol) here")
+    score.set_defaults(func=_score)
 
     preset = sub.add_parser(
         "preset", help="write a named preset (configs/) as params.yaml, e.g. `genlab preset paper-scale && dvc repro`",

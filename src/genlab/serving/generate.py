@@ -1,0 +1,158 @@
+"""`genlab generate MODEL`: images from a trained model, outside the pipeline.
+
+MODEL is one of
+- a model directory: `models/<m>` (its first training seed) or `models/<m>/seed-<s>`;
+- a params entry's name: `models/<name>` under the current directory;
+- an MLflow run id: the seed run's own directory when this checkout holds it, else its logged model file;
+- `runs:/<run id>/<path>`: a model file (or the folder holding `model.pt`) logged to that run;
+- `models:/<name>@<alias>` or `models:/<name>/<version>`: a registered model's files.
+The model file is read as data only (genlab.torch_io); a foreign or damaged one is refused in one line.
+
+The noise comes from a CPU generator seeded with --seed, batch by batch as the sample stage draws it: the
+same seed and batch size give the same images as `samples/<m>/seed-<s>.h5` at that seed, on any device
+within its rounding, and the same bytes on the same machine.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genlab.errors import GenlabError
+from genlab.serving.images import ImagesError, read_images, require_geometry, write_folder
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+MODEL_FILES = {"last": "model.pt", "best": "best.pt"}
+
+
+class UnknownModel(GenlabError):
+    """A MODEL reference that names no trained model."""
+
+
+@dataclass
+class ResolvedModel:
+    directory: Path  # holds model.pt (and best.pt where training kept one)
+    label: str       # what the reference named, for messages and the output's info
+    download: Path | None = None  # the temporary folder of a copy from the tracking store, removed once loaded
+
+
+def resolve_model(ref: str, root: Path = Path(".")) -> ResolvedModel:
+    """The directory holding the model file `ref` names (see the module's docstring)."""
+    root = Path(root)
+    if ref.startswith(("runs:/", "models:/")):
+        return ResolvedModel(*_download(ref, ref))
+    path = Path(ref)
+    for candidate in (path, root / "models" / ref):
+        found = _model_dir(candidate)
+        if found is not None:
+            return ResolvedModel(found, ref)
+    if RUN_ID.fullmatch(ref):
+        for run_file in sorted(root.glob("models/*/seed-*/mlflow_run.json")):
+            if ref in run_file.read_text():
+                return ResolvedModel(run_file.parent, ref)
+        return ResolvedModel(*_download(f"runs:/{ref}/model", ref))
+    raise UnknownModel(f"{ref}: no trained model; MODEL is a models/<m> directory, a params entry's name, "
+                       f"an MLflow run id, runs:/<id>/<path> or models:/<name>@<alias>")
+
+
+def _model_dir(path: Path) -> Path | None:
+    """`path` when it holds a model file; its first seed's directory when it holds seed-<s> directories."""
+    if not path.is_dir():
+        return None
+    if any((path / name).is_file() for name in MODEL_FILES.values()):
+        return path
+    from genlab.layout import seed_path, seeds_in
+
+    seeds = [s for s in seeds_in(path) if (seed_path(path, s) / MODEL_FILES["last"]).is_file()]
+    return seed_path(path, seeds[0]) if seeds else None
+
+
+def _download(uri: str, label: str) -> tuple[Path, str, Path]:
+    """(the folder of model files at an MLflow artifact URI, `label`, the temporary folder it went into)."""
+    import tempfile
+
+    from genlab.tracking import client
+
+    client()  # the store genlab uses: MLFLOW_TRACKING_URI, else the repository's mlflow.db
+    import mlflow
+
+    tmp = Path(tempfile.mkdtemp(prefix="genlab-model-"))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+        found = _model_dir(local) or (_model_dir(local.parent) if local.is_file() else None)
+        if found is None:
+            raise UnknownModel(f"{uri}: downloaded, but it holds no model.pt")
+    except Exception as err:  # MLflow raises its own and the store's errors: one line names the reference
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, UnknownModel):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnknownModel(f"{uri}: not in the tracking store ({first})") from None
+    return found, label, tmp
+
+
+def draw(model, n: int, seed: int, batch_size: int, label: int | None = None,
+         inputs: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(uint8 images, labels or None): n samples of a noise-to-image model (balanced labels for a conditional
+    one, or all `label`), or an image-to-image model's outputs for `inputs`."""
+    from genlab.sampling.grid import to_uint8
+    from genlab.sampling.sample import generate_samples
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if model.translation:
+        if inputs is None:
+            raise ImagesError(f"{model.spec.name} is an image-to-image model ({model.type_name}): give --input images")
+        require_geometry(inputs, model.input_shape, f"{model.spec.name} ({model.type_name})", "--input")
+        with torch.no_grad():
+            out = [to_uint8(model.translate_images(torch.from_numpy(chunk), gen)["images"]).cpu()
+                   for chunk in np.array_split(inputs, range(batch_size, len(inputs), batch_size))]
+        return torch.cat(out), None
+    if inputs is not None:
+        raise ImagesError(f"{model.spec.name} ({model.type_name}) draws from noise; --input is for image-to-image models")
+    if label is None:
+        return generate_samples(model, n, batch_size, seed)
+    if not model.conditional:
+        raise ImagesError(f"{model.spec.name} ({model.type_name}) is unconditional: it takes no --label")
+    if not 0 <= label < model.num_classes:
+        raise ImagesError(f"--label {label}: {model.spec.name} has classes 0-{model.num_classes - 1}")
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            y = torch.full((m,), label, dtype=torch.long, device=model.device)
+            chunks.append(to_uint8(model.generate(model.sample_latent(m, generator=gen), y)).cpu())
+    return torch.cat(chunks), torch.full((n,), label, dtype=torch.long)
+
+
+def generate(ref: str, out: Path, *, n: int, seed: int, batch_size: int, label: int | None = None,
+             input_path: Path | None = None, device: str = "cpu", checkpoint: str = "last") -> str:
+    """Draw from the model `ref` names into `out`: a .png grid, an .h5 samples file, else a folder of PNGs.
+    Returns a line saying what was written."""
+    from genlab.sampling.sample import sample_grid, write_samples
+    from genlab.training.device import resolve_device
+    from genlab.training.loop import load_model
+
+    if n < 1:
+        raise ImagesError(f"--n {n}: give at least 1")
+    inputs = read_images(input_path) if input_path is not None else None
+    resolved = resolve_model(ref)
+    try:
+        model = load_model(resolved.directory, resolve_device(device), checkpoint)
+    finally:
+        if resolved.download is not None:
+            shutil.rmtree(resolved.download, ignore_errors=True)
+    images, labels = draw(model, n, seed, batch_size, label, inputs)
+    out = Path(out)
+    if out.suffix == ".png":
+        sample_grid(out, images, labels, model.num_classes, len(images))
+    elif out.suffix in (".h5", ".hdf5"):
+        write_samples(out, images, labels, {"model": resolved.label, "type": model.type_name, "seed": seed,
+                                            "n": len(images), "checkpoint": checkpoint,
+                                            "train_precision": model.train_precision, "generated": "genlab generate"})
+    else:
+        write_folder(out, images.numpy())
+    return f"wrote {out}: {len(images)} images from {resolved.directory} ({model.type_name}, {checkpoint}, seed {seed})"
