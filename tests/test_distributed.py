@@ -74,8 +74,14 @@ def start(root: Path) -> subprocess.Popen:
            "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(REPO / "pipeline" / "train.py"), "m", "data/packed.h5", "data/classifier.pt",
            "models/m", "plots/m"]
-    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    # output to a file: a pipe nobody reads while the stage runs fills up and blocks the stage
+    with (root.parent / f"{root.name}-train.log").open("w") as out:
+        return subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+
+def log_of(root: Path) -> str:
+    return (root.parent / f"{root.name}-train.log").read_text(errors="replace")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -89,7 +95,8 @@ def process_tree(pid: int) -> list[int]:
 
 def train(root: Path) -> str:
     proc = start(root)
-    out, _ = proc.communicate(timeout=600)
+    proc.wait(timeout=600)
+    out = log_of(root)
     assert proc.returncode == 0, out[-4000:]
     return out
 
@@ -168,7 +175,7 @@ def test_a_two_process_run_killed_after_an_epoch_resumes_to_the_same_bytes(one_a
     proc = start(root)
     deadline = time.monotonic() + 300
     while not checkpoint.exists():
-        assert proc.poll() is None, f"the stage ended before its first checkpoint:\n{proc.stdout.read()[-3000:]}"
+        assert proc.poll() is None, f"the stage ended before its first checkpoint:\n{log_of(root)[-3000:]}"
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.02)
     for pid in process_tree(proc.pid):  # the stage, torchrun and both workers, as a lost machine would

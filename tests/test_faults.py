@@ -40,8 +40,18 @@ def reference(tmp_path_factory) -> bytes:
 
 
 def start_train(repo: Path, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / "dvc"), "repro", "train@gan"], cwd=repo, env=env_for(repo, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    """`dvc repro train@gan` in the background, its output to a file: a pipe nobody reads while the
+    stage runs fills up (progress bars, MLflow's migrations) and blocks the stage on its next write."""
+    log = repo.parent / "train.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "dvc"), "repro", "train@gan"], cwd=repo, env=env_for(repo, **env),
+                                stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc.log = log
+    return proc
+
+
+def output(proc: subprocess.Popen) -> str:
+    return proc.log.read_text(errors="replace")
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300):
@@ -50,9 +60,10 @@ def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300)
         if condition():
             return
         if proc.poll() is not None:
-            raise AssertionError(f"the stage ended before {what}:\n{proc.stdout.read()[-3000:]}")
+            raise AssertionError(f"the stage ended before {what}:\n{output(proc)[-3000:]}")
         time.sleep(0.05)
-    raise AssertionError(f"no {what} within {timeout:.0f} s")
+    kill_group(proc)
+    raise AssertionError(f"no {what} within {timeout:.0f} s; the stage printed:\n{output(proc)[-3000:]}")
 
 
 def train_pid(repo: Path) -> int:
@@ -157,7 +168,8 @@ def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_s
         wait_for(lambda: (repo / SEED_DIR / "checkpoint.pt").exists(), proc, "the first checkpoint")
         kill_group(server)
         lost_at = time.monotonic()
-        out, _ = proc.communicate(timeout=180)
+        proc.wait(timeout=180)
+        out = output(proc)
         stopped_after = time.monotonic() - lost_at
         assert proc.returncode != 0
         assert f"MLflow tracking store {uri} stopped answering" in out, out[-3000:]
