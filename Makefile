@@ -32,11 +32,12 @@ push: install
 pull: install
 	$(RUN) dvc pull
 
+# Test files in parallel, one worker a core (pytest-xdist): a module's fixture stays in one process.
 test: install
-	$(RUN) python -m pytest -q
+	$(RUN) python -m pytest -q -n auto --dist loadfile
 
 test-fast: install
-	$(RUN) python -m pytest -q -m "not e2e"
+	$(RUN) python -m pytest -q -n auto --dist loadfile -m "not e2e and not slow"
 
 # MLflow 3 opens experiments as GenAI apps (traces, token usage) until "Model training" is chosen
 # once in the browser; this address chooses it and lands on the runs tables.

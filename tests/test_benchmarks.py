@@ -9,7 +9,8 @@ import pytest
 
 from projects import MIRROR, REPO
 
-pytestmark = pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")]
 
 
 def run_benchmark(script: str, *args: str) -> str:

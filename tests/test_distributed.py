@@ -25,6 +25,8 @@ from genlab.config import parse_params
 from genlab.models import build_model
 from projects import dvc, git
 
+pytestmark = pytest.mark.slow  # whole scripts and processes: left out of `make test-fast`
+
 REPO = Path(__file__).resolve().parents[1]
 #: Largest difference allowed between a weight tensor trained by two processes and by one, as a share of
 #: how far training moved it (L2 norms). Measured after these 12 steps: at most 0.023 (G's first layer,

@@ -118,7 +118,7 @@ def test_unreachable_server_fails_the_train_stage_in_seconds(tmp_path):
     assert proc.returncode != 0
     assert f"MLflow tracking server {uri} is not reachable" in out and "make server" in out, out[-2000:]
     assert "Traceback" not in out
-    assert elapsed < 30, f"took {elapsed:.1f} s to fail"
+    assert elapsed < 60, f"took {elapsed:.1f} s to fail"  # ~16 s alone; MLflow's own retries take minutes
     assert not (repo / SEED_DIR / "checkpoint.pt").exists()
 
 

@@ -17,6 +17,8 @@ from genlab.serving.images import ImagesError, read_images, write_folder
 from genlab.training.loop import load_model, train_model
 from miniatures import packed_bars
 
+pytestmark = pytest.mark.slow  # whole scripts and processes: left out of `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):

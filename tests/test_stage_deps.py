@@ -41,6 +41,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # follows the imports of every stage in subprocesses (~15 s): not in `make test-fast`
+
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
