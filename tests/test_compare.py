@@ -224,6 +224,7 @@ def test_an_unknown_run_is_named_in_the_error(store):
     assert not (store["tmp"] / "never.html").exists()
 
 
+@pytest.mark.slow
 def test_cli_exits_2_with_the_error_for_an_unknown_run(store, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "PYTHONPATH": str(REPO / "src")}
     command = [sys.executable, "-m", "genlab", "compare", "gan", "nosuchmodel", "-o", str(tmp_path / "x.html")]

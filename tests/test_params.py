@@ -257,6 +257,7 @@ def test_repository_params_yaml_is_valid():
 
 
 # --------------------------------------------------------------------------- stage CLI
+@pytest.mark.slow
 def test_train_stage_exits_2_before_any_work(tmp_path):
     (tmp_path / "params.yaml").write_text("models:\n  m:\n    type: dcgam\n    epochs: 1\n")
     result = subprocess.run([sys.executable, str(REPO / "pipeline" / "train.py"), "m", "data/packed/x.h5",

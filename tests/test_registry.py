@@ -117,6 +117,7 @@ def golden_threads():
     torch.set_num_threads(previous)
 
 
+@pytest.mark.slow
 def test_noise_to_image_records_are_those_of_the_code_before_the_registry(tmp_path, golden_threads):
     """The golden file was written by the code before the registry. Its classifier-IS/FID entries were
     rewritten once since, when the dataset classifier moved to channels_last (its weights, hence those

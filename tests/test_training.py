@@ -217,6 +217,7 @@ print("mlflow imported:", any(name.split(".")[0] == "mlflow" for name in sys.mod
 """
 
 
+@pytest.mark.slow
 def test_with_tracking_off_training_runs_where_mlflow_is_not_installed(packed, tmp_path):
     """GENLAB_TRACKING=off never imports MLflow (a GPU machine with torch alone trains, benchmarks/gpu_check.py),
     and trains the bytes a tracked run trains."""
