@@ -52,6 +52,21 @@ def dvc(repo: Path, *args: str, check: bool = True, **env: str) -> subprocess.Co
     return proc
 
 
+def start_logged(cmd: list[str], log: Path, **popen) -> subprocess.Popen:
+    """`cmd` in the background, in a session of its own, its stdout and stderr to the file `log`
+    (`proc.log`): a pipe nobody reads while a stage runs fills up (~60 KiB of progress bars and MLflow's
+    migrations) and blocks the stage on its next write."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True, **popen)
+    proc.log = log
+    return proc
+
+
+def logged(proc: subprocess.Popen) -> str:
+    """What a process started by start_logged has printed so far."""
+    return proc.log.read_text(errors="replace")
+
+
 def git(repo: Path, *args: str) -> str:
     proc = subprocess.run(["git", *args], cwd=repo, env=env_for(repo), capture_output=True, text=True)
     assert proc.returncode == 0, f"git {' '.join(args)} failed: {proc.stderr}"

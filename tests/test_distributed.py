@@ -23,7 +23,7 @@ import yaml
 from evalfiles import NUM_CLASSES, packed_with_classifier
 from genlab.config import parse_params
 from genlab.models import build_model
-from projects import dvc, git
+from projects import dvc, git, logged, start_logged
 
 pytestmark = pytest.mark.slow  # whole scripts and processes: left out of `make test-fast`
 
@@ -76,14 +76,7 @@ def start(root: Path) -> subprocess.Popen:
            "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(REPO / "pipeline" / "train.py"), "m", "data/packed.h5", "data/classifier.pt",
            "models/m", "plots/m"]
-    # output to a file: a pipe nobody reads while the stage runs fills up and blocks the stage
-    with (root.parent / f"{root.name}-train.log").open("w") as out:
-        return subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-
-
-def log_of(root: Path) -> str:
-    return (root.parent / f"{root.name}-train.log").read_text(errors="replace")
+    return start_logged(cmd, root.parent / f"{root.name}-train.log", cwd=root, env=env)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -98,7 +91,7 @@ def process_tree(pid: int) -> list[int]:
 def train(root: Path) -> str:
     proc = start(root)
     proc.wait(timeout=600)
-    out = log_of(root)
+    out = logged(proc)
     assert proc.returncode == 0, out[-4000:]
     return out
 
@@ -177,7 +170,7 @@ def test_a_two_process_run_killed_after_an_epoch_resumes_to_the_same_bytes(one_a
     proc = start(root)
     deadline = time.monotonic() + 300
     while not checkpoint.exists():
-        assert proc.poll() is None, f"the stage ended before its first checkpoint:\n{log_of(root)[-3000:]}"
+        assert proc.poll() is None, f"the stage ended before its first checkpoint:\n{logged(proc)[-3000:]}"
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.02)
     for pid in process_tree(proc.pid):  # the stage, torchrun and both workers, as a lost machine would

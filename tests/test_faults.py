@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import BIN, MIRROR, dvc, env_for, make_project, tiny_params
+from projects import BIN, MIRROR, dvc, env_for, logged, make_project, start_logged, tiny_params
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")]
@@ -40,18 +40,8 @@ def reference(tmp_path_factory) -> bytes:
 
 
 def start_train(repo: Path, **env: str) -> subprocess.Popen:
-    """`dvc repro train@gan` in the background, its output to a file: a pipe nobody reads while the
-    stage runs fills up (progress bars, MLflow's migrations) and blocks the stage on its next write."""
-    log = repo.parent / "train.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "dvc"), "repro", "train@gan"], cwd=repo, env=env_for(repo, **env),
-                                stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    proc.log = log
-    return proc
-
-
-def output(proc: subprocess.Popen) -> str:
-    return proc.log.read_text(errors="replace")
+    return start_logged([str(BIN / "dvc"), "repro", "train@gan"], repo.parent / "train.log", cwd=repo,
+                        env=env_for(repo, **env))
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300):
@@ -60,10 +50,10 @@ def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300)
         if condition():
             return
         if proc.poll() is not None:
-            raise AssertionError(f"the stage ended before {what}:\n{output(proc)[-3000:]}")
+            raise AssertionError(f"the stage ended before {what}:\n{logged(proc)[-3000:]}")
         time.sleep(0.05)
     kill_group(proc)
-    raise AssertionError(f"no {what} within {timeout:.0f} s; the stage printed:\n{output(proc)[-3000:]}")
+    raise AssertionError(f"no {what} within {timeout:.0f} s; the stage printed:\n{logged(proc)[-3000:]}")
 
 
 def train_pid(repo: Path) -> int:
@@ -169,7 +159,7 @@ def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_s
         kill_group(server)
         lost_at = time.monotonic()
         proc.wait(timeout=180)
-        out = output(proc)
+        out = logged(proc)
         stopped_after = time.monotonic() - lost_at
         assert proc.returncode != 0
         assert f"MLflow tracking store {uri} stopped answering" in out, out[-3000:]
