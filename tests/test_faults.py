@@ -56,12 +56,27 @@ def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 300)
     raise AssertionError(f"no {what} within {timeout:.0f} s; the stage printed:\n{logged(proc)[-3000:]}")
 
 
-def train_pid(repo: Path) -> int:
+def train_pids(repo: Path) -> list[int]:
+    """The train stage's python processes in `repo`. DVC starts a stage as `$SHELL -c CMD`, and dash
+    (Debian's /bin/sh, DVC's shell when SHELL is unset) forks rather than execs: killing that shell would
+    leave training running on, so a match is a process whose argv holds the script as an argument."""
     out = subprocess.run(["pgrep", "-f", "pipeline/train.py gan"], capture_output=True, text=True).stdout.split()
+    pids = []
     for pid in out:
-        if Path(f"/proc/{pid}/cwd").resolve() == repo.resolve():
-            return int(pid)
-    raise AssertionError("the train stage's python process was not found")
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = Path(f"/proc/{pid}/cwd").resolve()
+        except OSError:  # ended meanwhile
+            continue
+        if b"pipeline/train.py" in argv and cwd == repo.resolve():
+            pids.append(int(pid))
+    return pids
+
+
+def train_pid(repo: Path) -> int:
+    pids = train_pids(repo)
+    assert len(pids) == 1, f"expected one train stage process in {repo}, found {pids}"
+    return pids[0]
 
 
 def logged_steps_sqlite(db: Path) -> int:
@@ -120,6 +135,7 @@ def test_sigkill_mid_epoch_resumes_under_dvc_repro_to_the_same_bytes(tmp_path, r
     wait_for(lambda: logged_steps_sqlite(repo / "mlflow.db") > STEPS_PER_EPOCH, proc, "a logged step of epoch 2")
     os.kill(train_pid(repo), signal.SIGKILL)
     assert proc.wait(timeout=60) != 0
+    assert train_pids(repo) == []  # nothing trains on behind the resumed stage
     assert (repo / SEED_DIR / "checkpoint.pt").exists() and not (repo / SEED_DIR / "model.pt").exists()
 
     resumed = dvc(repo, "repro", "train@gan")
