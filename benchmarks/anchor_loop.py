@@ -36,7 +36,7 @@ from common import (FASHION_MNIST_IDX, anchor_loader, anchor_steps, fresh_model,
                     in_memory_train_data, sync)
 from genlab.config import load_params
 from genlab.data.sources import DATASETS
-from genlab.training.device import autocast, resolve_device, resolve_precision
+from genlab.device import autocast, resolve_device, resolve_precision
 
 
 def main() -> None:

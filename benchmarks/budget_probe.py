@@ -22,7 +22,7 @@ from genlab.data.hdf5 import read_info
 from genlab.metrics.classifier import classifier_view
 from genlab.metrics.features import load_features
 from genlab.models import build_model
-from genlab.sampling.grid import balanced_labels, save_grid, to_uint8
+from genlab.grid import balanced_labels, save_grid, to_uint8
 from genlab.training.data import epoch_order, open_train_data
 
 

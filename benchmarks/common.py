@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from genlab.config import ModelSpec
+from genlab.models.base import ModelSpec
 from genlab.data.idx import read_idx
 from genlab.data.sources import DATASETS
 from genlab.models import build_model

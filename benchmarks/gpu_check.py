@@ -179,7 +179,7 @@ def curves(path: Path) -> np.ndarray:
 
 def check_type(raw: dict, name: str, ws: Workspace, out: Path, device: torch.device):
     from genlab.sampling.sample import generate_samples, translate_samples
-    from genlab.training.loop import load_model
+    from genlab.models.files import load_model
 
     result = train_once(raw, name, ws, out)
     history = curves(out / "plots" / f"{name}.csv")
@@ -267,7 +267,7 @@ def weight_gap(a: Path, b: Path) -> float:
 
 
 def check_nproc(raw: dict, ws: Workspace, out: Path, device: torch.device):
-    from genlab.training.device import processes_problem
+    from genlab.device import processes_problem
 
     if device.type != "cuda":
         return None, "CPU: two processes over gloo are tests/test_distributed.py's"
@@ -423,7 +423,7 @@ def main(argv=None) -> int:
     if args.bundle:
         bundle(args.bundle, args.raw)
         return 0
-    from genlab.training.device import resolve_device
+    from genlab.device import resolve_device
 
     device = resolve_device(args.device)
     sizes = SIZES["smoke" if args.smoke else "full"]

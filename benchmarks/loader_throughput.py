@@ -41,7 +41,7 @@ from torchvision import datasets, transforms
 
 from common import idx_train_split, pack, sync
 from genlab.training.data import TrainData, open_train_data
-from genlab.training.device import resolve_device
+from genlab.device import resolve_device
 
 DEFAULT_PACKED = Path("data/packed/fashion-mnist.h5")
 DEFAULT_SYNTHETIC = (20_000, 3, 64, 64)

@@ -22,7 +22,7 @@ from genlab.config import load_params
 from genlab.io import read_record
 from genlab.layout import seed_path
 from genlab.metrics import stats
-from genlab.metrics.evaluate import eval_settings
+from genlab.metrics.inception import eval_settings
 from genlab.metrics.features import extract_features, load_features
 from genlab.metrics.fid import compute_fid_kid
 from genlab.metrics.registry import metric_numbers

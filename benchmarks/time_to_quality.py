@@ -35,9 +35,9 @@ from genlab.config import load_params
 from genlab.data.sources import DATASETS
 from genlab.metrics.features import extract_features, load_features
 from genlab.metrics.fid import compute_fid_kid
-from genlab.sampling.grid import to_uint8
+from genlab.grid import to_uint8
 from genlab.sampling.sample import generate_samples
-from genlab.training.device import resolve_device
+from genlab.device import resolve_device
 
 N_SAMPLES = 250
 ANCHOR_SIDE, ANCHOR_LATENT = 32, 100

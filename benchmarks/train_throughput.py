@@ -29,9 +29,10 @@ import time
 import torch
 
 from common import fresh_model, sync
-from genlab.config import ModelSpec, load_params, parse_params
+from genlab.config import load_params, parse_params
+from genlab.models.base import ModelSpec
 from genlab.models import MODEL_TYPES
-from genlab.training.device import autocast, resolve_device, resolve_precision
+from genlab.device import autocast, resolve_device, resolve_precision
 
 WARMUP_STEPS = 3
 #: Type-specific hparams that have a command-line override (--width, --latent-dim).

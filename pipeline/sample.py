@@ -20,7 +20,7 @@ def main(argv):
     from genlab.layout import seed_path
     from genlab.sampling.sample import sample_seed
     from genlab.tracking import TrainingRun, log_lineage
-    from genlab.training.device import resolve_device
+    from genlab.device import resolve_device
 
     device = resolve_device(params.train["device"])
     runs = []

@@ -24,7 +24,7 @@ def main(argv):
         from genlab.data.hdf5 import say_whole_splits
 
         say_whole_splits(data, {"train.best_real": ("train", params.train["best_real"])})
-    from genlab.training.device import processes_problem, resolve_device
+    from genlab.device import processes_problem, resolve_device
 
     if params.train["nproc"] > 1 and not distributed.under_torchrun():  # train.nproc processes, data-parallel
         problem = processes_problem(params.train["nproc"], resolve_device(params.train["device"]))

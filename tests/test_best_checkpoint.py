@@ -14,7 +14,8 @@ from evalfiles import packed_with_classifier
 from genlab.config import ParamsError, parse_params
 from genlab.classifier_net import load_classifier
 from genlab.training.data import open_train_data
-from genlab.training.loop import NoBestCheckpoint, load_model, train_model
+from genlab.models.files import NoBestCheckpoint, load_model
+from genlab.training.loop import train_model
 from genlab.training.selection import CheckpointSelector
 
 EPOCHS = 4

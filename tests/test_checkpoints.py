@@ -17,7 +17,8 @@ from genlab.data.idx import encode_idx
 from genlab.data.sources import default_preprocessing
 from genlab.metrics.classifier import load_classifier, save_no_classifier, train_classifier
 from genlab.torch_io import UnsafeWeightsFile
-from genlab.training.loop import load_model, train_model
+from genlab.models.files import load_model
+from genlab.training.loop import train_model
 
 PARAMS = {"seed": 3, "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 4},
           "models": {"m": {"type": "dcgan", "epochs": 2, "batch_size": 16, "width": 8, "latent_dim": 8,

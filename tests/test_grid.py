@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.sampling.grid import balanced_labels, grid_array, rows_per_class, save_grid
+from genlab.grid import balanced_labels, grid_array, rows_per_class, save_grid
 
 
 def test_tiles_sit_in_row_major_order_between_white_gutters():

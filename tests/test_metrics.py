@@ -174,7 +174,7 @@ def test_save_rejects_mismatched_protocol(tmp_path, features):
 
 
 def test_missing_inception_logits_weights_give_null_is_with_a_reason(tmp_path):
-    from genlab.metrics.evaluate import inception_score
+    from genlab.metrics.inception_score import inception_score
 
     missing = tmp_path / "weights-inception.pth"
     record = inception_score(np.zeros((4, 1, 28, 28), np.uint8),
@@ -185,7 +185,7 @@ def test_missing_inception_logits_weights_give_null_is_with_a_reason(tmp_path):
 
 
 def test_unreadable_inception_logits_weights_give_null_is_with_a_reason(tmp_path):
-    from genlab.metrics.evaluate import inception_score
+    from genlab.metrics.inception_score import inception_score
 
     corrupt = tmp_path / "weights-inception.pth"
     corrupt.write_bytes(b"not a checkpoint")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from genlab.config import parse_params
-from genlab.training import device as device_mod
-from genlab.training.device import autocast, ieee_fp32, resolve_precision
+from genlab import device as device_mod
+from genlab.device import autocast, ieee_fp32, resolve_precision
 
 MINIMAL = {"models": {"gan": {"type": "gan"}}}
 
@@ -55,7 +55,7 @@ def test_fp32_turns_tf32_off_for_its_duration_and_restores_it():
 
 
 def test_inception_features_are_fp32_unless_asked_and_the_protocol_says_which():
-    from genlab.metrics.evaluate import eval_settings
+    from genlab.metrics.inception import eval_settings
     from genlab.metrics.inception import InceptionV3TFFidHelper
 
     import inspect
@@ -138,7 +138,7 @@ def test_a_checkpoint_fingerprint_holds_what_auto_resolved_to_not_the_word(cuda_
 
 
 def test_auto_eval_settings_follow_the_real_features_on_a_machine_that_would_pick_otherwise(cuda_flags, monkeypatch):
-    from genlab.metrics.evaluate import eval_settings
+    from genlab.metrics.inception import eval_settings
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     auto = {"device": "auto", "precision": "auto", "runtime": "auto"}

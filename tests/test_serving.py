@@ -14,7 +14,8 @@ import pytest
 from genlab.config import parse_params
 from genlab.sampling.sample import generate_samples
 from genlab.serving.images import ImagesError, read_images, write_folder
-from genlab.training.loop import load_model, train_model
+from genlab.models.files import load_model
+from genlab.training.loop import train_model
 from miniatures import packed_bars
 
 pytestmark = pytest.mark.slow  # whole scripts and processes: left out of `make test-fast`

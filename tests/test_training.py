@@ -8,6 +8,7 @@ import torch
 
 from genlab.config import parse_params
 from genlab.data.hdf5 import pack_dataset
+from genlab.models.files import load_model
 from genlab.training import loop
 from genlab.training.loop import TrainingDiverged, train_model
 from miniatures import packed_bars
@@ -138,7 +139,7 @@ def test_divergence_stops_training_and_marks_the_run_failed(packed, tmp_path, st
 def test_model_is_loadable_and_generates(packed, tmp_path):
     params = params_for({"type": "cvae", "epochs": 1, "batch_size": 16, "latent_dim": 4})
     run(params, packed, tmp_path)
-    model = loop.load_model(tmp_path / "models" / "m")
+    model = load_model(tmp_path / "models" / "m")
     with torch.no_grad():
         images = model.generate(model.sample_latent(10), torch.arange(10))
     assert images.shape == (10, 1, 28, 28)
@@ -180,7 +181,7 @@ def test_unlabelled_rgb_faces_train_and_generate(faces, tmp_path, kind):
                                       if kind == "dcgan" else {"type": kind, "epochs": 2, "batch_size": 8}}})
     result = run(params, faces, tmp_path)
     assert result.steps > 0
-    model = loop.load_model(tmp_path / "models" / "m")
+    model = load_model(tmp_path / "models" / "m")
     with torch.no_grad():
         images = model.generate(model.sample_latent(3))
     assert images.shape == (3, 3, 32, 32) and torch.isfinite(images).all()
@@ -207,7 +208,8 @@ class Missing(importlib.abc.MetaPathFinder):  # as on a machine where MLflow and
 
 sys.meta_path.insert(0, Missing())
 from genlab.config import parse_params
-from genlab.training.loop import load_model, train_model
+from genlab.models.files import load_model
+from genlab.training.loop import train_model
 
 params = parse_params({"seed": 3, "train": {"device": "cpu", "precision": "fp32", "log_every": 3}, "models": {"m": %r}})
 out = Path(sys.argv[2])

@@ -274,7 +274,8 @@ def test_task_loader_pairs_rows_and_draws_unpaired_domains_separately(task_files
 # --------------------------------------------------------------------------- train, then sample
 def test_train_then_sample_writes_inputs_outputs_targets(task_files, classifier_file, tmp_path, monkeypatch):
     from genlab.sampling.sample import translate_samples
-    from genlab.training.loop import load_model, train_model
+    from genlab.models.files import load_model
+    from genlab.training.loop import train_model
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)

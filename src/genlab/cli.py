@@ -5,7 +5,7 @@ import gc
 import sys
 from typing import Callable
 
-from genlab.config import ParamsError
+from genlab.schema import ParamsError
 from genlab.errors import GenlabError
 
 EXIT_PARAMS = 2

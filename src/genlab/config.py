@@ -6,133 +6,17 @@ what is allowed, so a user can fix it without reading the source.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
 
+if TYPE_CHECKING:  # the registries' own schemas, imported where entries are validated
+    from genlab.data.tasks import TaskConfig
+    from genlab.models.base import ModelSpec
 
-class ParamsError(ValueError):
-    """A value in params.yaml is not allowed. The message says which key and what to write."""
-
-
-# --------------------------------------------------------------------------- fields
-@dataclass(frozen=True)
-class Field:
-    """One allowed key: its type, default and limits. `default=REQUIRED` makes it mandatory."""
-
-    kind: type
-    default: Any
-    choices: tuple | None = None
-    minimum: float | None = None          # inclusive
-    positive: bool = False                # strictly > 0
-    below: float | None = None            # strictly < below
-    maximum: float | None = None          # inclusive
-    length: int | None = None             # for lists: exact length
-    item: type = float                    # for lists: the type of each item
-    nullable: bool = False
-    help: str = ""
-
-    def check(self, key: str, value: Any) -> Any:
-        if value is None:
-            if self.nullable:
-                return None
-            raise ParamsError(f"{key}: got null; expected {self.describe()}")
-        if self.kind is dict:
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
-                                                         for k, v in value.items()):
-                raise ParamsError(f"{key}: got {value!r}; expected {self.describe()}")
-            return dict(value)
-        if self.kind is list:
-            if not isinstance(value, (list, tuple)) or (self.length and len(value) != self.length):
-                raise ParamsError(f"{key}: got {value!r}; expected {self.describe()}")
-            inner = Field(self.item, None, minimum=self.minimum, below=self.below)
-            return tuple(inner.check(f"{key}[{i}]", v) for i, v in enumerate(value))
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if self.kind is float and isinstance(value, str):
-            try:  # YAML 1.1 reads `1e-3` (no dot) as a string
-                value = float(value)
-            except ValueError:
-                pass
-        if self.kind is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, self.kind) or (self.kind is not bool and isinstance(value, bool)):
-            raise ParamsError(f"{key}: got {value!r} ({type(value).__name__}); expected {self.describe()}")
-        if self.kind is float and not math.isfinite(value):
-            raise ParamsError(f"{key}: got {value!r}; expected a finite number")
-        if self.choices is not None and value not in self.choices:
-            raise ParamsError(f"{key}: got {value!r}; allowed values: {', '.join(map(str, self.choices))}")
-        if self.positive and value <= 0:
-            raise ParamsError(f"{key}: got {value!r}; expected a number > 0")
-        if self.minimum is not None and value < self.minimum:
-            raise ParamsError(f"{key}: got {value!r}; expected a number >= {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise ParamsError(f"{key}: got {value!r}; expected a number <= {self.maximum}")
-        if self.below is not None and value >= self.below:
-            raise ParamsError(f"{key}: got {value!r}; expected a number < {self.below}")
-        return value
-
-    def describe(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(map(str, self.choices))
-        if self.kind is dict:
-            return "a mapping of names to strings" + (" or null" if self.nullable else "")
-        if self.kind is list:
-            items = "numbers" if self.item is float else "names"
-            return (f"a list of {self.length} {items}" if self.length else f"a list of {items}") + \
-                (" or null" if self.nullable else "")
-        words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[self.kind]
-        if self.positive:
-            words += " > 0"
-        elif self.minimum is not None:
-            words += f" >= {self.minimum}"
-        return words + (" or null" if self.nullable else "")
-
-
-REQUIRED = object()
-
-
-def check_seeds(key: str, value: Any) -> tuple[int, ...]:
-    """A list of training seeds: non-empty, distinct, integers >= 0 (each seed is its own trained model)."""
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ParamsError(f"{key}: got {value!r}; expected a non-empty list of distinct integers >= 0, e.g. [0, 1, 2]")
-    seeds = tuple(Field(int, None, minimum=0).check(f"{key}[{i}]", v) for i, v in enumerate(value))
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ParamsError(f"{key}: got {list(value)!r}; seed {repeated[0]} is listed twice: each seed is one "
-                          f"trained model, list it once")
-    return seeds
-
-
-def checked_mapping(prefix: str, raw: Any, allowed: Any, expected: str) -> Mapping[str, Any]:
-    """`raw` as a mapping (null: empty) whose keys are all in `allowed`; else a ParamsError."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ParamsError(f"{prefix}: got {raw!r}; expected {expected}")
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise ParamsError(f"{prefix}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(allowed))}")
-    return raw
-
-
-def check_section(prefix: str, raw: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
-    """Validate one mapping against its fields; unknown keys are errors, missing keys take defaults."""
-    raw = checked_mapping(prefix, raw, fields, "a mapping of keys to values")
-    out = {}
-    for name, spec in fields.items():
-        key = f"{prefix}.{name}"
-        if name not in raw:
-            if spec.default is REQUIRED:
-                raise ParamsError(f"{key}: missing; expected {spec.describe()}")
-            out[name] = spec.default
-        else:
-            out[name] = spec.check(key, raw[name])
-    return out
+from genlab.schema import REQUIRED, Field, ParamsError, check_section, check_seeds, checked_mapping
 
 
 # --------------------------------------------------------------------------- sections
@@ -303,30 +187,11 @@ def _dataset_config(name: str, raw: Any) -> DatasetConfig:
     return DatasetConfig(name=name, preprocessing=prep, source=download["source"], checksums=checksums)
 
 
-@dataclass(frozen=True)
-class TaskConfig:
-    """One entry of `tasks:`: an image-to-image task derived from a dataset (genlab.data.tasks)."""
-
-    name: str
-    dataset: str                          # the packed dataset it is derived from
-    kind: str                             # a key of genlab.data.tasks.TASK_KINDS
-    settings: Mapping[str, Any]           # the kind's validated settings
-    paired: bool
-    input_shape: tuple[int, int, int]
-    image_shape: tuple[int, int, int]     # the targets'
-    num_classes: int
-    source_labels: bool                   # inputs carry labels (domain adaptation)
-
-    @property
-    def description(self) -> str:
-        return f"{self.kind} task over {self.dataset} ({'paired' if self.paired else 'unpaired'})"
-
-
 TASK_COMMON = ("dataset", "kind")
 
 
 def _task_config(name: str, raw: Any, datasets: Mapping[str, DatasetConfig]) -> TaskConfig:
-    from genlab.data.tasks import TASK_KINDS
+    from genlab.data.tasks import TASK_KINDS, TaskConfig
 
     prefix = f"tasks.{name}"
     if name in datasets:
@@ -365,25 +230,6 @@ def _task_config(name: str, raw: Any, datasets: Mapping[str, DatasetConfig]) -> 
                       input_shape=spec.input_shape(settings, data.image_shape),
                       image_shape=spec.target_shape(settings, data.image_shape),
                       num_classes=data.num_classes, source_labels=spec.source_labels and data.num_classes > 0)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of `models:` in params.yaml, merged with its type's defaults."""
-
-    name: str
-    type: str
-    epochs: int
-    batch_size: int
-    lr: float
-    steps_per_epoch: int | None = None
-    hparams: Mapping[str, Any] = field(default_factory=dict)
-    dataset: str = "fashion-mnist"
-    seeds: tuple[int, ...] | None = None  # its own training seeds (None: the top-level `seeds`)
-
-    def flat(self) -> dict[str, Any]:
-        return {"type": self.type, "dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size,
-                "lr": self.lr, "steps_per_epoch": self.steps_per_epoch, **self.hparams}
 
 
 COMMON_MODEL_FIELDS = {
@@ -438,7 +284,8 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
                 tasks: Mapping[str, TaskConfig]) -> ModelSpec:
     # The registry, imported only when model entries are validated: the data-side stages parse
     # params with models=False and so neither run nor depend on the model code (see dvc.yaml).
-    MODEL_TYPES = importlib.import_module("genlab.models").MODEL_TYPES
+    from genlab.models import MODEL_TYPES
+    from genlab.models.base import ModelSpec
 
     prefix = f"models.{name}"
     if not isinstance(raw, Mapping):
@@ -489,7 +336,9 @@ def departures(spec: ModelSpec) -> list[str]:
     """The settings of a model entry that depart from its type's defaults (the paper's values), e.g.
     ["lr 0.001 (paper 0.0002)", "width 16 (paper 64)"]; the budget keys (epochs, steps, batch) are not
     counted: the leaderboard states the budget in its own columns."""
-    cls = importlib.import_module("genlab.models").MODEL_TYPES[spec.type]
+    from genlab.models import MODEL_TYPES
+
+    cls = MODEL_TYPES[spec.type]
     paper = {"lr": cls.defaults.get("lr", COMMON_MODEL_FIELDS["lr"].default),
              **{k: f.default for k, f in cls.hparam_fields.items()}}
     mine = {"lr": spec.lr, **spec.hparams}
@@ -573,7 +422,7 @@ def _check_rank_key(rank_by: str, metrics: tuple[str, ...] | None, models: Mappi
     dataset's noise-to-image models; a task's translations, paired where the task is)."""
     # Imported only when model entries are validated (as the model registry is, in _model_spec): the
     # data-side stages parse params with models=False and neither run nor depend on the metric code.
-    registry = importlib.import_module("genlab.metrics.registry")
+    from genlab.metrics import registry
     sections: dict[str, frozenset[str]] = {}
     for spec in models.values():
         task = tasks.get(spec.dataset)
@@ -608,15 +457,3 @@ def load_params(path: str | Path = "params.yaml", *, models: bool = True) -> Par
         except yaml.YAMLError as err:
             raise ParamsError(f"{path}: not valid YAML: {err}") from None
     return parse_params(raw, models=models)
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}; used for MLflow params."""
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, full + "."))
-        else:
-            out[full] = value
-    return out

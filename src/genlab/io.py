@@ -5,12 +5,19 @@ A crash or Ctrl-C never leaves a half-written file where DVC or a later stage wo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
+
+def file_digest(path: str | Path, algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes, read in blocks (md5: what DVC records for a file)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ from genlab.audit.checks import (INCONCLUSIVE, INFO, MATCH, MISMATCH, WITHIN, Re
                                  entry_differences, format_table, sha256, short, status_problems)
 from genlab.audit.locate import CannotAudit, RunLineage, find_commit, git, lock_at, read_lineage, resolve_run
 from genlab.audit.worktree import Worktree
-from genlab.io import protocol_path, read_record
+from genlab.io import file_digest, protocol_path, read_record
 from genlab.layout import seed_name
 
 EXIT_PASS, EXIT_MISMATCH, EXIT_CANNOT = 0, 1, 2
@@ -237,9 +237,7 @@ def _same_kind(lineage: RunLineage, kind: str) -> tuple[bool, str]:
 
 
 def _md5(path: Path) -> str | None:
-    from genlab.training.loop import file_md5
-
-    return file_md5(path) if path.is_file() else None
+    return file_digest(path) if path.is_file() else None
 
 
 def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance: float, retrain: bool, log) -> None:

@@ -1,11 +1,12 @@
 """The rows of an audit report and the comparisons behind them."""
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from genlab.io import file_digest
 
 MATCH, WITHIN, MISMATCH, INCONCLUSIVE, INFO = "match", "within tolerance", "MISMATCH", "inconclusive", "info"
 
@@ -43,13 +44,7 @@ class Report:
 
 
 def sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256") if path.is_file() else None
 
 
 def short(value: Any, width: int = 18) -> str:

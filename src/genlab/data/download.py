@@ -48,10 +48,10 @@ from urllib.parse import urlencode, urljoin
 
 from tqdm import tqdm
 
-from genlab.config import ParamsError
+from genlab.schema import ParamsError
 from genlab.data.sources import DatasetSource, RemoteFile, UnknownDatasetError, dataset_source
 from genlab.errors import GenlabError
-from genlab.io import atomic_path, cache_dir, write_bytes_atomic, write_json_atomic
+from genlab.io import atomic_path, cache_dir, file_digest, write_bytes_atomic, write_json_atomic
 
 ENV_MIRROR = "GENLAB_DATA_MIRROR"
 GDRIVE_URL = "https://drive.google.com/uc"  # tests point it at a local server
@@ -334,7 +334,7 @@ def _acquire_first(remote: RemoteFile, record: Path, locations: list[str], net: 
                 staging.unlink(missing_ok=True)
                 reasons.append(f"{label}: {exc}")
                 continue
-            digest = _file_digest(staging, "sha256").hexdigest()
+            digest = file_digest(staging, "sha256")
             entry = download_cache_dir() / f"sha256-{digest}"
             os.replace(staging, entry)
             write_json_atomic(record, {"name": remote.name, "sha256": digest, "origin": origin})
@@ -373,12 +373,7 @@ def _locked(entry: Path) -> Iterator[None]:
 
 def _verifies(path: Path, remote: RemoteFile) -> bool:
     """Whether `path` holds the stored form of `remote` (whose plain digest is the checksum in both scopes)."""
-    return path.is_file() and _file_digest(path, remote.algorithm).hexdigest() == remote.checksum
-
-
-def _file_digest(path: Path, algorithm: str) -> hashlib._Hash:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, algorithm)
+    return path.is_file() and file_digest(path, remote.algorithm) == remote.checksum
 
 
 def _check(got: str, remote: RemoteFile) -> None:
@@ -469,7 +464,7 @@ def _download_verified(url: str, part: Path, remote: RemoteFile, entry: Path, ne
     try:
         digest = _retrying(url, net, partial(_get_into, url, part, remote.algorithm, net, pages))
     except _RangeNotSatisfiable:
-        digest = _file_digest(part, remote.algorithm).hexdigest()  # perhaps complete already
+        digest = file_digest(part, remote.algorithm)  # perhaps complete already
     _finish(part, digest, remote, entry)
 
 
@@ -511,7 +506,10 @@ def _get_into(url: str, part: Path, algorithm: str, net: _Net, pages: bool) -> s
         start, total = _body_range(response, offset)
         if offset and not start:
             _log(f"{url}: the server ignored Range; downloading from the start")
-        digest = _file_digest(part, algorithm) if start else hashlib.new(algorithm)
+        digest = hashlib.new(algorithm)
+        if start:  # go on from the part already on disk
+            with part.open("rb") as f:
+                digest = hashlib.file_digest(f, algorithm)
         with part.open("ab" if start else "wb") as out, _progress(url, total, start) as bar:
             size = start
             while chunk := _read(response, _CHUNK):

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from genlab.config import Field
+from genlab.schema import Field
 
 WHITE = 255
 
@@ -39,6 +39,25 @@ WHITE = 255
 #: packed file has none), the kind's settings and the split's seed; values may be None.
 Derive = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None, Mapping[str, Any], int],
                   dict[str, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One entry of `tasks:`: an image-to-image task derived from a dataset (genlab.data.tasks)."""
+
+    name: str
+    dataset: str                          # the packed dataset it is derived from
+    kind: str                             # a key of genlab.data.tasks.TASK_KINDS
+    settings: Mapping[str, Any]           # the kind's validated settings
+    paired: bool
+    input_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int]     # the targets'
+    num_classes: int
+    source_labels: bool                   # inputs carry labels (domain adaptation)
+
+    @property
+    def description(self) -> str:
+        return f"{self.kind} task over {self.dataset} ({'paired' if self.paired else 'unpaired'})"
 
 
 @dataclass(frozen=True)

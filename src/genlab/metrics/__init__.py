@@ -2,10 +2,14 @@
 registry (genlab.metrics.registry) that every evaluation runs through.
 
 Names are loaded on first use, so importing a submodule (the registry, when params are validated in
-every stage) does not import torch-fidelity and torchvision (about 1.5 s)."""
+every stage) does not import torch-fidelity and torchvision (about 1.5 s). genlab's own metrics
+(genlab.metrics.builtin: numpy and the registry; each computation imports its code when it runs) are
+registered here, before any submodule is used."""
 from __future__ import annotations
 
 import importlib
+
+from genlab.metrics import builtin  # noqa: F401  (registers genlab's metrics)
 
 _WHERE = {"extract_features": "features", "feature_protocol": "features", "load_features": "features",
           "save_features": "features", "compute_fid_kid": "fid", "INCEPTION_EXTRACTOR": "inception",

@@ -83,7 +83,7 @@ def conditional_accuracy(ctx) -> dict:
                  columns=[Column("inception_score", "IS", fixed("inception_score", 2))])
 def inception_score(ctx) -> dict:
     """Inception Score from torch-fidelity's full Inception weights (null when they are not on disk)."""
-    from genlab.metrics.evaluate import inception_score as compute
+    from genlab.metrics.inception_score import inception_score as compute
 
     return compute(ctx.samples[:ctx.cfg.get("num_fake")], ctx.cfg, ctx.seed)
 

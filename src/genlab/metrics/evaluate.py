@@ -17,31 +17,12 @@ from genlab.data.hdf5 import read_info, read_inputs, read_split
 from genlab.errors import GenlabError
 from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
 from genlab.metrics.fid import compute_fid_kid
-from genlab.metrics.inception import INCEPTION_EXTRACTOR, resolve_runtime
+from genlab.metrics.inception import INCEPTION_EXTRACTOR, eval_settings
 from genlab.metrics.registry import ADAPTATION, CYCLE, NOISE, PAIRED, TRANSLATION, applicable
 from genlab.metrics.registry import metric_numbers, mlflow_metrics  # noqa: F401  (audit and stages import them here)
-from genlab.training.device import resolve_device, resolve_precision
+from genlab.device import resolve_device
 
 REAL_SPLIT = "test"
-
-
-def eval_settings(cfg: Mapping[str, Any], recorded: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
-    """(device, precision, Inception runtime) that eval.device/precision/runtime resolve to here.
-
-    `recorded`: the real features' protocol. Where eval.precision or eval.runtime is `auto`, the samples
-    follow what the real features were made with, whatever this machine would pick: `auto` is resolved
-    once, by the real_features stage (which records it), so a stage DVC keeps and one it re-runs on
-    another machine score with the same network. ONNX Runtime runs on the CPU."""
-    device = resolve_device(cfg["device"])
-    precision, runtime = cfg["precision"], cfg.get("runtime", "auto")
-    if recorded is not None:
-        precision = recorded.get("precision", precision) if precision == "auto" else precision
-        if runtime == "auto" and precision == recorded.get("precision"):
-            runtime = recorded.get("runtime", runtime)
-        if runtime == "onnxruntime":
-            device = resolve_device("cpu")
-    precision = resolve_precision(precision, device)
-    return str(device), precision, resolve_runtime(runtime, device, precision)
 
 
 def compute_real_features(data_path: Path, out_path: Path, cfg: Mapping[str, Any]) -> dict:
@@ -299,45 +280,3 @@ def samples_context(path: Path, real_features_path: Path, evaluator: EvaluatorFi
         kinds.add(ADAPTATION)
     arrays.pop("labels", None)
     return EvalContext(images, real_features_path, evaluator, cfg, seed, kinds=frozenset(kinds), **arrays), info
-
-
-TORCH_FIDELITY_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
-
-
-def inception_weights_path(cfg: Mapping[str, Any]) -> Path:
-    """eval.inception_weights, or where torch-fidelity's own download would have cached the file."""
-    if cfg.get("inception_weights"):
-        return Path(cfg["inception_weights"])
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / TORCH_FIDELITY_WEIGHTS
-
-
-def inception_score(samples: np.ndarray, cfg: Mapping[str, Any], seed: int) -> dict:
-    """IS from torch-fidelity's `inception-v3-compat` logits when its full weights are on disk;
-    otherwise null with the reason (the offline fid-helper weights have no logits layer)."""
-    path = inception_weights_path(cfg)
-    if not path.is_file():
-        return {"value": None, "reason": (
-            f"Inception Score needs torch-fidelity's full Inception weights ({TORCH_FIDELITY_WEIGHTS}); "
-            f"not found at {path}. Download it once from torch-fidelity's releases and set "
-            f"eval.inception_weights to its path (the offline FID weights have no logits layer).")}
-    import torch
-    from torch_fidelity.metric_isc import isc_features_to_metric
-    from torch_fidelity.utils import create_feature_extractor
-
-    device = eval_settings(cfg)[0]
-    try:
-        extractor = create_feature_extractor("inception-v3-compat", ["logits_unbiased"], cuda=device.startswith("cuda"),
-                                             feature_extractor_weights_path=str(path), verbose=False)
-    except Exception as err:  # a corrupt or wrong file must not crash the evaluation of everything else
-        return {"value": None, "reason": f"could not load {path}: {err}"}
-    images = torch.from_numpy(np.ascontiguousarray(samples))
-    if images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    with torch.no_grad():
-        logits = torch.cat([extractor(chunk.to(device))[0].cpu() for chunk in images.split(cfg["batch_size"])])
-    splits = min(10, len(logits))
-    isc = isc_features_to_metric(logits, splits=splits, rng_seed=seed)
-    return {"value": isc["inception_score_mean"], "std": isc["inception_score_std"], "splits": splits,
-            "n": int(len(logits)), "extractor": "inception-v3-compat", "weights": path.name}

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from genlab.io import atomic_path
 from genlab.metrics.inception import INCEPTION_EXTRACTOR, PRECISIONS, weights_identity
-from genlab.training.device import resolve_device
+from genlab.device import resolve_device
 
 _DATASET = "features"
 _PROTOCOL_ATTR = "protocol"

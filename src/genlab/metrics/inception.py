@@ -18,6 +18,7 @@ import importlib.util
 import platform
 import warnings
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
@@ -25,8 +26,8 @@ from torch_fidelity.helpers import vassert
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from genlab.io import atomic_path, cache_dir
-from genlab.training.device import autocast, resolve_device
+from genlab.io import atomic_path, cache_dir, file_digest
+from genlab.device import autocast, resolve_device, resolve_precision
 
 INCEPTION_EXTRACTOR = "inception-v3-tf-fidhelper"
 FEATURE_2048 = "2048"
@@ -54,11 +55,7 @@ def weights_path() -> Path:
 def weights_identity() -> dict:
     """{"file": basename, "sha256": hex digest} of the weights, to pin them in each metric's protocol."""
     path = weights_path()
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"file": path.name, "sha256": digest.hexdigest()}
+    return {"file": path.name, "sha256": file_digest(path, "sha256")}
 
 
 def resolve_runtime(name: str, device: torch.device | str, precision: str) -> str:
@@ -72,6 +69,26 @@ def resolve_runtime(name: str, device: torch.device | str, precision: str) -> st
     if name not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES} or 'auto', got {name!r}")
     return name
+
+
+
+def eval_settings(cfg: Mapping[str, Any], recorded: Mapping[str, Any] | None = None) -> tuple[str, str, str]:
+    """(device, precision, Inception runtime) that eval.device/precision/runtime resolve to here.
+
+    `recorded`: the real features' protocol. Where eval.precision or eval.runtime is `auto`, the samples
+    follow what the real features were made with, whatever this machine would pick: `auto` is resolved
+    once, by the real_features stage (which records it), so a stage DVC keeps and one it re-runs on
+    another machine score with the same network. ONNX Runtime runs on the CPU."""
+    device = resolve_device(cfg["device"])
+    precision, runtime = cfg["precision"], cfg.get("runtime", "auto")
+    if recorded is not None:
+        precision = recorded.get("precision", precision) if precision == "auto" else precision
+        if runtime == "auto" and precision == recorded.get("precision"):
+            runtime = recorded.get("runtime", runtime)
+        if runtime == "onnxruntime":
+            device = resolve_device("cpu")
+    precision = resolve_precision(precision, device)
+    return str(device), precision, resolve_runtime(runtime, device, precision)
 
 
 def _load_torchscript() -> torch.jit.ScriptModule:

@@ -114,9 +114,7 @@ def register_metric(name: str, *, applies_to: Iterable[str], numbers: Mapping[st
 
 
 def _load() -> dict[str, Metric]:
-    import genlab.metrics.builtin  # noqa: F401  (registers genlab's metrics)
-
-    return _METRICS
+    return _METRICS  # filled by genlab.metrics.builtin, which the package imports first
 
 
 def metrics() -> list[Metric]:
@@ -157,7 +155,7 @@ def check_metrics(names: Iterable[str] | None) -> str | None:
 def require_valid_metrics(names: Iterable[str] | None) -> None:
     """`eval.metrics` checked against the registry at a stage's edge: a ParamsError (exit code 2, one
     line) for an unknown name."""
-    from genlab.config import ParamsError
+    from genlab.schema import ParamsError
 
     error = check_metrics(names)
     if error:

@@ -60,7 +60,8 @@ def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path
 
 def task_features(task_path: Path, dataset_path: Path, dataset_features: Path, out_path: Path, cfg) -> dict:
     """Inception features of the task's first `eval.num_real` test targets, with their protocol."""
-    from genlab.metrics.evaluate import REAL_SPLIT, compute_real_features, eval_settings
+    from genlab.metrics.evaluate import REAL_SPLIT, compute_real_features
+    from genlab.metrics.inception import eval_settings
 
     feats, protocol = load_features(dataset_features)
     n = cfg["num_real"]

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
-from genlab.config import Field
+from genlab.schema import Field
 from genlab.models.base import LATENT, GenerativeModel, clip_weights_, init_dcgan_weights, register_model
 from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator,
                                     conv_shape_problem)

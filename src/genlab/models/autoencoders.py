@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import Field
+from genlab.schema import Field
 from genlab.models.base import BETAS, GenerativeModel, TrainingData, register_model
 from genlab.models.networks import MLPDiscriminator
 from genlab.objectives import ADVERSARIAL_LOSSES, gaussian_kl, reconstruction_bce, reparameterize

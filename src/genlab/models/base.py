@@ -7,13 +7,33 @@ validation, before anything runs, whether a type can train on a dataset at all.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Protocol
 
 import torch
 from torch import nn
 
-from genlab.config import Field, ModelSpec
+from genlab.schema import Field
 from genlab.objectives.noise import batch_draw
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of `models:` in params.yaml, merged with its type's defaults."""
+
+    name: str
+    type: str
+    epochs: int
+    batch_size: int
+    lr: float
+    steps_per_epoch: int | None = None
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str = "fashion-mnist"
+    seeds: tuple[int, ...] | None = None  # its own training seeds (None: the top-level `seeds`)
+
+    def flat(self) -> dict[str, Any]:
+        return {"type": self.type, "dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size,
+                "lr": self.lr, "steps_per_epoch": self.steps_per_epoch, **self.hparams}
+
 
 MODEL_TYPES: dict[str, type["GenerativeModel"]] = {}
 
@@ -142,7 +162,7 @@ class GenerativeModel(nn.Module):
     def grid_fixture(self, n: int, seed: int, data: TrainingData) -> Any:
         """What every epoch's grid is drawn from, fixed once: latent vectors (and balanced labels)
         from their own seed, so the grids of successive epochs show the same draws."""
-        from genlab.sampling.grid import balanced_labels
+        from genlab.grid import balanced_labels
 
         gen = torch.Generator(device="cpu").manual_seed(seed + 1)
         z = torch.randn(n, self.hp.get("latent_dim", 1), generator=gen)
@@ -153,7 +173,7 @@ class GenerativeModel(nn.Module):
         """The grid's uint8 tiles and columns: one row per class for conditional models, else square."""
         import math
 
-        from genlab.sampling.grid import rows_per_class, to_uint8
+        from genlab.grid import rows_per_class, to_uint8
 
         z, labels = fixture
         images = self.generate(self.noise_to_latent(z.to(self.device)),

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.models.adversarial import AdversarialModel, network_fields
-from genlab.config import Field
+from genlab.schema import Field
 from genlab.models.base import register_model
 from genlab.models.networks import ConvDiscriminator, ConvGenerator, LabelledGenerator
 

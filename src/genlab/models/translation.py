@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import Field, TaskConfig
+from genlab.data.tasks import TaskConfig
+from genlab.schema import Field
 from genlab.data.tasks import to_target_geometry
 from genlab.models.base import BETAS, GenerativeModel, clip_weights_, register_model
 from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, SRResNet, TaskClassifier, UNet,
@@ -114,7 +115,7 @@ class TranslationModel(GenerativeModel):
 
     @torch.no_grad()
     def grid_images(self, fixture) -> tuple[torch.Tensor, int]:
-        from genlab.sampling.grid import to_uint8
+        from genlab.grid import to_uint8
 
         inputs, targets = fixture
         generator = torch.Generator(device="cpu").manual_seed(0)  # the same noise in every epoch's grid

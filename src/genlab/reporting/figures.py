@@ -98,7 +98,7 @@ def nearest_grid(out: Path, record: Mapping, samples: Path, packed: Path) -> boo
     from a seed's memorization entry; False when the record has none."""
     import h5py
 
-    from genlab.sampling.grid import save_grid
+    from genlab.grid import save_grid
 
     entry = record.get("memorization") or {}
     nearest = entry.get("nearest")

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel
-from genlab.sampling.grid import balanced_labels, rows_per_class, save_grid, to_uint8
+from genlab.grid import balanced_labels, rows_per_class, save_grid, to_uint8
 
 
 @torch.no_grad()
@@ -103,7 +103,7 @@ def sample_grid(path: Path, images: torch.Tensor, labels: torch.Tensor | None, n
 def sample_seed(params, name: str, data: Path, model_dir: Path, out: Path, grid: Path, seed: int, device) -> None:
     """One training seed's samples file and grid: sample.num_samples images drawn with the seed's own noise
     (the first eval.num_fake of them are what the Inception metrics score)."""
-    from genlab.training.loop import load_model
+    from genlab.models.files import load_model
 
     cfg = params.sample
     model = load_model(model_dir, device, cfg["checkpoint"])

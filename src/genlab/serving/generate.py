@@ -99,7 +99,7 @@ def draw(model, n: int, seed: int, batch_size: int, label: int | None = None,
          inputs: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(uint8 images, labels or None): n samples of a noise-to-image model (balanced labels for a conditional
     one, or all `label`), or an image-to-image model's outputs for `inputs`."""
-    from genlab.sampling.grid import to_uint8
+    from genlab.grid import to_uint8
     from genlab.sampling.sample import generate_samples
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -133,8 +133,8 @@ def generate(ref: str, out: Path, *, n: int, seed: int, batch_size: int, label: 
     """Draw from the model `ref` names into `out`: a .png grid, an .h5 samples file, else a folder of PNGs.
     Returns a line saying what was written."""
     from genlab.sampling.sample import sample_grid, write_samples
-    from genlab.training.device import resolve_device
-    from genlab.training.loop import load_model
+    from genlab.device import resolve_device
+    from genlab.models.files import load_model
 
     if n < 1:
         raise ImagesError(f"--n {n}: give at least 1")

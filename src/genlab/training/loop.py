@@ -14,35 +14,37 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import hashlib
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
 
-from genlab.config import Params, flatten
 from genlab.data.hdf5 import read_info
 from genlab.errors import GenlabError
-from genlab.io import atomic_path
+
+if TYPE_CHECKING:  # the composed params, duck-typed here (genlab.config sits above training)
+    from genlab.config import Params
+from genlab.io import atomic_path, file_digest
 from genlab.models import GenerativeModel, build_model
-from genlab.sampling.grid import grid_array
+from genlab.models.files import BEST_FILE, MODEL_FILE, save_model_file
+from genlab.grid import grid_array
+from genlab.schema import flatten
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.tracking.mlflow_run import dataset_input
 from genlab.tracking.store import TrackingLost
 from genlab.training.data import open_train_data
 from genlab.training import distributed
-from genlab.training.device import autocast, cuda_settings, resolve_device, resolve_precision
-from genlab.training.selection import BEST_FILE, Best, open_selector, own_random_state, scored_copy
+from genlab.device import autocast, cuda_settings, resolve_device, resolve_precision
+from genlab.training.selection import Best, open_selector, own_random_state, scored_copy
 
 CHECKPOINT = "checkpoint.pt"
-MODEL_FILE = "model.pt"
 
 
 class TrainingDiverged(GenlabError):
@@ -65,14 +67,6 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict | None = None,
                 seed: int | None = None) -> str:
     """What a checkpoint must match to be resumed: the model's spec, seed, data and train options, and
@@ -93,33 +87,7 @@ def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict 
     return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
 
 
-MODEL_KEYS = ("spec", "image_shape", "num_classes", "state_dict")
 CHECKPOINT_KEYS = ("fingerprint", "epoch", "model", "optimizers", "shuffle_rng", "torch_rng", "history")
-CHECKPOINT_FILES = {"last": MODEL_FILE, "best": BEST_FILE}
-
-
-class NoBestCheckpoint(GenlabError):
-    """sample.checkpoint is best, and training kept none."""
-
-
-def load_model(model_dir: Path, device: torch.device | str = "cpu", checkpoint: str = "last") -> GenerativeModel:
-    """Rebuild a trained model from `models/<name>/model.pt` (spec, shapes and weights), or from
-    `best.pt` (checkpoint="best"), the best epoch's model in the same format.
-
-    Read as data only (genlab.torch_io): a damaged or foreign file is one line saying to retrain."""
-    from genlab.config import ModelSpec
-
-    model_dir = Path(model_dir)
-    path = model_dir / CHECKPOINT_FILES[checkpoint]
-    if checkpoint == "best" and not path.exists() and (model_dir / MODEL_FILE).exists():
-        raise NoBestCheckpoint(f"{path}: models.{model_dir.name} has no best checkpoint (its MLflow run's tag "
-                               f"genlab.best says why, e.g. a dataset without the labels its classifier needs); "
-                               f"set sample.checkpoint: last")
-    blob = load_weights(path, f"re-run `dvc repro train@{model_dir.name}`", MODEL_KEYS, map_location=device)
-    model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"], blob.get("input_shape"))
-    model.load_state_dict(blob["state_dict"])
-    model.train_precision = blob.get("precision", "fp32")  # what it was trained in (labelled downstream)
-    return model.to(device).eval()
 
 
 def read_checkpoint(path: Path, model_name: str) -> dict[str, Any] | None:
@@ -191,7 +159,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     device = distributed.start(ranks, resolve_device(params.train["device"]))
     precision = resolve_precision(params.train["precision"], device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_hash = file_md5(data_path)
+    data_hash = file_digest(data_path)
     info = read_info(data_path)
 
     seed_everything(seed)
@@ -340,15 +308,6 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
         run.terminate(ok=False)
         raise
     return TrainResult(run.run_id, step, rate, precision, device.type, seed)
-
-
-def save_model_file(model: GenerativeModel, precision: str, path: Path) -> None:
-    """A model file (spec, shapes, weights): what load_model reads, for the last and the best checkpoint."""
-    spec = model.spec
-    shapes = {"input_shape": model.input_shape} if model.translation else {}  # image-to-image models only
-    save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
-                       "image_shape": tuple(model.image_shape), "num_classes": model.num_classes, **shapes,
-                       "precision": precision, "state_dict": model.state_dict()}, path)
 
 
 def _select(selector, model, data, epoch: int, step: int, best: Best, out_dir: Path, run, precision: str) -> Best:

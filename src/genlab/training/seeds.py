@@ -8,11 +8,16 @@ they change (its children are then all retrained)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from genlab.config import Params, flatten
 from genlab.layout import remove_other_seeds, seed_path
 from genlab.training import distributed
-from genlab.training.loop import TrainResult, file_md5, fingerprint, train_model
+from genlab.io import file_digest
+from genlab.schema import flatten
+from genlab.training.loop import TrainResult, fingerprint, train_model
+
+if TYPE_CHECKING:  # the composed params, duck-typed here (genlab.config sits above training)
+    from genlab.config import Params
 
 
 def family_key(params: Params, model_name: str, data_hash: str) -> str:
@@ -38,7 +43,7 @@ def train_seeds(params: Params, model_name: str, data_path: Path, out_dir: Path,
             dropped = remove_other_seeds(directory, seeds)
             if dropped and directory == out_dir:
                 print(f"[{model_name}] seeds {', '.join(map(str, dropped))} are no longer listed: removed")
-        data_hash = file_md5(data_path)
+        data_hash = file_digest(data_path)
         parent = ParentRun.open(out_dir, experiment=_experiment(data_path), model_name=model_name,
                                 model_type=spec.type, seeds=seeds, key=family_key(params, model_name, data_hash),
                                 params={**flatten({"model": spec.flat()}), "seeds": list(seeds)})

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-BEST_FILE = "best.pt"
 METRIC = "classifier_fid"
 
 
@@ -58,7 +57,7 @@ class CheckpointSelector:
     def score(self, model) -> float:
         """The classifier-FID of the model's samples (the model is left as it was)."""
         from genlab.classifier_net import predict
-        from genlab.sampling.grid import to_uint8
+        from genlab.grid import to_uint8
 
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         if self.translation:
@@ -66,7 +65,7 @@ class CheckpointSelector:
         else:
             labels = None
             if model.conditional:
-                from genlab.sampling.grid import balanced_labels
+                from genlab.grid import balanced_labels
 
                 labels = balanced_labels(self.n_samples, model.num_classes).to(model.device)
             images = to_uint8(model.generate(model.sample_latent(self.n_samples, generator=generator), labels))
