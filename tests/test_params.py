@@ -358,7 +358,7 @@ def test_every_unconditional_type_accepts_rgb_faces_at_64():
 def test_download_stage_names_the_known_datasets_for_an_unknown_one(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "pipeline" / "download.py"), "lfw2", "data/raw/lfw2"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # a name to fix, as from the CLI
     assert result.stderr.strip() == ("error: unknown dataset 'lfw2'; registered datasets: "
                                      "apple2orange, celeba, cifar10, edges2shoes, facades, fashion-mnist, lfw, mnist, mnist-m")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -437,3 +437,17 @@ def test_eval_num_fake_is_at_most_the_samples_drawn():
     with pytest.raises(ParamsError, match=r"^eval.num_fake: got 300, more than the 250 samples each model draws "
                                           r"\(sample.num_samples\); use at most 250$"):
         parse_params({**params_with({"type": "gan"}), "sample": {"num_samples": 250}, "eval": {"num_fake": 300}})
+
+
+def test_an_error_has_one_exit_code_from_a_stage_and_from_the_genlab_command(tmp_path, monkeypatch, capsys):
+    from genlab.__main__ import main
+    from genlab.errors import EXIT_INPUT
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: [1]\n")
+    assert main(["score", str(tmp_path / "images.npz"), "--dataset", "fashion-mnist"]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid params.yaml: seed: got [1]") and len(err.strip().splitlines()) == 1
+    stage = subprocess.run([sys.executable, str(REPO / "pipeline" / "pack.py"), "x", "raw", "out.h5"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert stage.returncode == EXIT_INPUT and stage.stderr.strip().splitlines() == [err.strip()]

@@ -186,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except GenlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except GenlabError as err:  # one line, with the exit code a stage gives the same error (genlab.errors)
+        print(err.report(), file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

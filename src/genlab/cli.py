@@ -1,15 +1,13 @@
-"""Entry points of the pipeline stages: turn known failures into one clear line and an exit code."""
+"""Entry points of the pipeline stages: turn known failures into one clear line and their exit code
+(genlab.errors: the same as the `genlab` command's)."""
 from __future__ import annotations
 
 import gc
 import sys
 from typing import Callable
 
-from genlab.schema import ParamsError
-from genlab.errors import GenlabError
+from genlab.errors import EXIT_FAILED, GenlabError, InputError
 
-EXIT_PARAMS = 2
-EXIT_FAILED = 1
 STAGE_GC_THRESHOLDS = (100_000, 50, 100)
 
 
@@ -23,13 +21,10 @@ def run_stage(main: Callable[[list[str]], int | None]) -> None:
     gc.set_threshold(*STAGE_GC_THRESHOLDS)
     try:
         code = main(sys.argv[1:])
-    except ParamsError as err:
-        print(f"error: invalid params.yaml: {err}", file=sys.stderr)
-        sys.exit(EXIT_PARAMS)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(EXIT_PARAMS)
-    except (GenlabError, FileNotFoundError) as err:
+    except GenlabError as err:
+        print(err.report(), file=sys.stderr)
+        sys.exit(err.exit_code)
+    except FileNotFoundError as err:  # an input file of the stage is missing: re-run the stage before it
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
@@ -40,7 +35,7 @@ def run_stage(main: Callable[[list[str]], int | None]) -> None:
         sys.exit(code)
 
 
-class UsageError(GenlabError):
+class UsageError(InputError):
     """A stage script was called with the wrong arguments (dvc.yaml and the script disagree)."""
 
 

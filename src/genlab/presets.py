@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from genlab.errors import GenlabError
+from genlab.errors import InputError
 
 PARAMS = "params.yaml"
 #: Top-level keys dvc.yaml iterates over (`foreach: ${...}`): DVC needs them written in the file,
@@ -37,7 +37,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-class PresetError(GenlabError):
+class PresetError(InputError):
     """A preset that cannot be applied; the message says what to do."""
 
 

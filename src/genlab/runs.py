@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from genlab.errors import GenlabError
+from genlab.errors import InputError
 from genlab.tracking.mlflow_run import RUN_ID, RUN_TAGS
 
 
-class UnknownRun(GenlabError):
+class UnknownRun(InputError):
     """A run reference that names no run in the tracking store."""
 
 

@@ -10,9 +10,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from genlab.errors import InputError
 
-class ParamsError(ValueError):
+
+class ParamsError(InputError, ValueError):
     """A value in params.yaml is not allowed. The message says which key and what to write."""
+
+    prefix = "invalid params.yaml: "
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ STAGE_KINDS = ("train", "sample", "evaluate")
 class CannotAudit(GenlabError):
     """The run cannot be audited (no lineage, no commit, data nowhere): says why and what to do."""
 
+    exit_code = 2  # the audit's own code for it (genlab.audit.EXIT_CANNOT)
+
 
 @dataclass
 class RunLineage:
@@ -60,7 +62,7 @@ class RunLineage:
 
         A stage runs every seed of its model, so its outputs hold every seed's files; a seed run owns
         those of its seed, named by their path relative to the seed, which are its artifacts' names:
-        `model.pt` (models/<m>/seed-<s>/model.pt), `seed-<s>.png` (samples/<m>/seed-<s>.png),
+        `model.pt` (models/<m>/seed-<s>/model.pt), `seed-<s>.png` (plots/samples/<m>/seed-<s>.png),
         `seed-<s>.json` (metrics/<m>/seed-<s>.json). A run made before training seeds owns every file of
         its stages, named by basename."""
         out: dict[str, tuple[str, str | None]] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from genlab.errors import GenlabError
+from genlab.errors import InputError
 
 CHECKSUM_ALGORITHMS = ("md5", "sha256")
 CHECKSUM_SCOPES = ("content", "file")
@@ -135,7 +135,7 @@ def register_dataset(source: DatasetSource) -> DatasetSource:
     return source
 
 
-class UnknownDatasetError(GenlabError):
+class UnknownDatasetError(InputError):
     """A dataset name that is not in the registry."""
 
 

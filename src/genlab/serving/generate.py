@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.errors import GenlabError
+from genlab.errors import InputError
 from genlab.serving.images import ImagesError, read_images, require_geometry, write_folder
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 MODEL_FILES = {"last": "model.pt", "best": "best.pt"}
 
 
-class UnknownModel(GenlabError):
+class UnknownModel(InputError):
     """A MODEL reference that names no trained model."""
 
 

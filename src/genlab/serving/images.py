@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.errors import GenlabError
+from genlab.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -21,7 +21,7 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 CHANNELS = {"L": 1, "RGB": 3}
 
 
-class ImagesError(GenlabError):
+class ImagesError(InputError):
     """Images that cannot be read, or not as the model or dataset needs them."""
 
 

@@ -13,11 +13,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import GenlabError
+from genlab.errors import InputError
 from genlab.serving.images import read_images, require_geometry
 
 
-class MissingEvaluation(GenlabError):
+class MissingEvaluation(InputError):
     """A dataset whose cached features or classifier are not on disk."""
 
 
