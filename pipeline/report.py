@@ -9,8 +9,8 @@ from genlab.config import departures, load_params
 
 
 def main(argv):
-    metrics, models, curves, samples, packed, out = map(Path, positional(
-        argv, "metrics_dir", "models_dir", "curves_dir", "samples_dir", "packed_dir", "report_dir"))
+    metrics, models, curves, samples, grids, packed, out = map(Path, positional(
+        argv, "metrics_dir", "models_dir", "curves_dir", "samples_dir", "grids_dir", "packed_dir", "report_dir"))
     params = load_params()
     from genlab.tracking import require_store
 
@@ -22,7 +22,8 @@ def main(argv):
     ranking = Ranking(params.report["rank_by"], params.report["tie_probability"], params.report["bootstrap"],
                       params.seed)
     frame = write_report(entries, list(params.datasets), tasks=list(params.tasks), metrics_dir=metrics,
-                         models_dir=models, plots_dir=curves, samples_dir=samples, packed_dir=packed, report_dir=out,
+                         models_dir=models, plots_dir=curves, samples_dir=samples, grids_dir=grids, packed_dir=packed,
+                         report_dir=out,
                          ranking=ranking)
     log_to_parent_runs(entries, models, out)
     print(frame[["dataset", "model", "group", "rank", "key_mean", "key_std", "fid", "seeds", "status"]]

@@ -142,7 +142,7 @@ def test_retrain_rebuilds_one_seeds_model_byte_for_byte(origin):
     row = checks["retrained models/dcgan/seed-1/model.pt (md5)"]
     assert row["verdict"] == "match" and row["recorded"] == row["rebuilt"]
     assert checks["rebuilt samples/dcgan/seed-1.h5"]["verdict"] == "match"
-    assert checks["MLflow samples/seed-1.png = samples/dcgan/seed-1.png"]["verdict"] == "match"
+    assert checks["MLflow samples/seed-1.png = plots/samples/dcgan/seed-1.png"]["verdict"] == "match"
 
 
 def test_hand_edited_metrics_file_fails(origin):
@@ -168,14 +168,14 @@ def test_hand_edited_metrics_file_fails(origin):
 
 def test_swapped_samples_of_two_seeds_fail(origin):
     repo = clone(origin, "swapped-samples")
-    first, second = repo / "samples" / "gan" / "seed-0.png", repo / "samples" / "gan" / "seed-1.png"
+    first, second = repo / "plots" / "samples" / "gan" / "seed-0.png", repo / "plots" / "samples" / "gan" / "seed-1.png"
     tmp = repo / "swap.png"
     shutil.move(first, tmp), shutil.move(second, first), shutil.move(tmp, second)
     code, report, output = commit_and_audit(origin, repo, "gan@1", "sample@gan")
     assert code == 1, output
     assert report["run_id"] == origin["runs"]["gan", 1] and report["seed"] == 1
     text = mismatches(report)
-    assert "outs samples/gan" in text and "MLflow samples/seed-1.png = samples/gan/seed-1.png" in text
+    assert "outs plots/samples/gan" in text and "MLflow samples/seed-1.png = plots/samples/gan/seed-1.png" in text
 
 
 def test_model_replaced_after_the_run_fails(origin):

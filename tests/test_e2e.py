@@ -280,8 +280,9 @@ def test_per_epoch_grids_are_step_indexed_images(project):
     client = mlflow_client(repo)
     run_id = seed_run(repo, "dcgan")
     files = [a.path for a in client.list_artifacts(run_id, "images")]
-    steps = {int(m.group(1)) for f in files if (m := re.search(r"step\+(\d+)\+", f))}
-    assert steps == {1, 2}, files
+    steps = {(m.group(1), int(m.group(2))) for f in files if (m := re.search(r"images/(\w+)\+step\+(\d+)\+", f))}
+    # a grid an epoch, and the sample stage's grid under one key that MLflow's image grid compares runs by
+    assert steps == {("samples", 1), ("samples", 2), ("final_samples", 0)}, files
 
 
 def test_plots_csv_and_sample_files(project):
@@ -296,7 +297,7 @@ def test_plots_csv_and_sample_files(project):
     with h5py.File(repo / "samples" / "cgan" / "seed-0.h5") as f:
         assert f["images"].shape == (24, 1, 28, 28) and f["images"].dtype.name == "uint8"
         assert sorted(f["labels"][()].tolist()) == sorted([i % 10 for i in range(24)])
-    assert (repo / "samples" / "cgan" / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (repo / "plots" / "samples" / "cgan" / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_lists_every_model_and_the_reference(project):
@@ -317,7 +318,7 @@ def test_report_lists_every_model_and_the_reference(project):
         assert reference["fid"]["n_fake"] == 12 and math.isfinite(reference["fid"]["value"])
         assert reference["fid"]["real_split"] == f"{dataset}/test"
     page = (repo / "reports" / "index.html").read_text()
-    assert "../samples/dcgan/seed-0.png" in page and "curves/dcgan.png" in page
+    assert "../plots/samples/dcgan/seed-0.png" in page and "curves/dcgan.png" in page
 
 
 def test_image_to_image_models_translate_their_tasks_and_are_scored_for_it(project):
@@ -346,7 +347,7 @@ def test_image_to_image_models_translate_their_tasks_and_are_scored_for_it(proje
         assert client.get_experiment(run.info.experiment_id).name == task  # one MLflow experiment per task
         assert {"loss_g", "loss_d", "real_score", "fake_score"} <= set(run.data.metrics), name
         assert run.data.metrics["fid"] == numbers["fid"]
-        assert (repo / "samples" / name / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (repo / "plots" / "samples" / name / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     srgan = client.get_run(seed_run(repo, "srgan"))
     assert srgan.data.params["model.content_features_used"].startswith("dataset classifier conv block 2 (sr4.pt")
     identity = json.loads((repo / "metrics" / "reference-fm-m.json").read_text())["mean"]
@@ -506,6 +507,9 @@ def test_dvc_plots_show_and_exp_show_render_without_errors(project):
     adversarial = {n for n in trained if hasattr(MODEL_TYPES[n], "loss_name")}
     assert overlaid["losses"] == trained | set(FACES)
     assert adversarial <= overlaid["scores"]
+    images = {path for path, entries in plots["data"].items() if {e["type"] for e in entries} == {"image"}}
+    # every seed's sample grid is an image plot: `dvc plots diff` sets them side by side across commits
+    assert {f"plots/samples/{name}/seed-0.png" for name in trained | set(FACES)} <= images, sorted(images)
     html_dir = repo.with_name(f"{repo.name}-plots")
     out = dvc(repo, "plots", "show", "-o", str(html_dir))
     assert "error" not in (out.stdout + out.stderr).lower() and (html_dir / "index.html").stat().st_size > 0
@@ -577,7 +581,7 @@ def test_compare_two_runs_of_the_store(project, tmp_path):
     for name in ("gan", "dcgan"):
         run = client.get_run(seed_run(repo, name, 0))
         assert run.info.run_id in page, name
-        assert base64.b64encode((repo / "samples" / name / "seed-0.png").read_bytes()).decode() in page, name
+        assert base64.b64encode((repo / "plots" / "samples" / name / "seed-0.png").read_bytes()).decode() in page, name
         assert f"{run.data.metrics['fid']:.6g}" in page, name
     differing = page.split("<h2>Params that differ</h2>", 1)[1].split("<h2>", 1)[0]
     assert "<th>model.type</th>" in differing and "<th>seed</th>" not in differing  # seed: 0 in both

@@ -44,7 +44,7 @@ def fake_reference(root, dataset, keys, fid=5.0):
 def report(root, entries, datasets=("fashion-mnist",), tasks=()):
     return write_report(entries, list(datasets), tasks=list(tasks), metrics_dir=root / "metrics",
                         models_dir=root / "models", plots_dir=root / "plots", samples_dir=root / "samples",
-                        report_dir=root / "reports")
+                        grids_dir=root / "plots" / "samples", report_dir=root / "reports")
 
 
 def entry(name, seeds=(0, 1, 2), dataset="fashion-mnist", departures=()):

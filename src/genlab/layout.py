@@ -3,7 +3,8 @@
     models/<m>/mlflow_run.json           the model's parent MLflow run (the aggregates over seeds)
     models/<m>/seed-<s>/                 one seed's model.pt, best.pt, checkpoint.pt and MLflow run
     plots/train/<m>/seed-<s>.csv         its per-step curves (seed-<s>-epochs.csv: per-epoch seconds, scores)
-    samples/<m>/seed-<s>.h5, .png        its samples and grid
+    samples/<m>/seed-<s>.h5              its samples
+    plots/samples/<m>/seed-<s>.png       their grid (a DVC image plot)
     metrics/<m>/seed-<s>.json            its metrics (and .protocol.json); metrics/<m>.json: over seeds
 """
 from __future__ import annotations

@@ -3,7 +3,8 @@
 RUN is a seed run (genlab.audit.locate.resolve_run): its id, `<model>@<seed>`, a model name (its first
 seed's run) or a `dvc exp` name; a model's parent run, given by id, stands for its first seed's run.
 A model's stages run all its seeds, so the stage entries are the model's, and the files compared are
-the seed's own: models/<m>/seed-<s>/, samples/<m>/seed-<s>.h5/.png, metrics/<m>/seed-<s>.json.
+the seed's own: models/<m>/seed-<s>/, samples/<m>/seed-<s>.h5, plots/samples/<m>/seed-<s>.png,
+metrics/<m>/seed-<s>.json.
 
 Order of the checks (each a row of the report, see genlab.audit.checks):
 1. lineage: the run's recorded dvc.lock entries for train/sample/evaluate@<model> equal the entries of

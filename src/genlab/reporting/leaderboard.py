@@ -336,7 +336,7 @@ def to_markdown(frame: pd.DataFrame, ranking: Ranking = Ranking()) -> str:
     return "\n".join(sections)
 
 
-def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: dict[str, Path],
+def to_html(frame: pd.DataFrame, report_dir: Path, grids_dir: Path, curves: dict[str, Path],
             figures: dict[str, list[Path]] | None = None, nearest: dict[str, Path] | None = None,
             ranking: Ranking = Ranking()) -> str:
     def rel(path: Path) -> str:
@@ -348,7 +348,7 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
         key = _key_of(group, ranking)
         columns = shown_columns(group, ranking.rank_by)
         head = "".join(f"<th>{html.escape(c.label)}</th>" for c in columns)
-        rows = "".join(_html_row(row, columns, rel, samples_dir, curves, nearest, key_scale(group["key_mean"]))
+        rows = "".join(_html_row(row, columns, rel, grids_dir, curves, nearest, key_scale(group["key_mean"]))
                        for row in group.itertuples(index=False))
         images = "".join(f'<img src="{rel(p)}" width="560">' for p in figures.get(dataset, []))
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in _section_notes(group))
@@ -366,10 +366,10 @@ def to_html(frame: pd.DataFrame, report_dir: Path, samples_dir: Path, curves: di
             + "".join(tables) + "</body></html>\n")
 
 
-def _html_row(row, columns: list[Column], rel, samples_dir: Path, curves: dict[str, Path], nearest: dict[str, Path],
+def _html_row(row, columns: list[Column], rel, grids_dir: Path, curves: dict[str, Path], nearest: dict[str, Path],
               k: float) -> str:
     baseline = BASELINE_TYPES.get(row.model) == row.type
-    grid = first_grid(samples_dir / row.model)
+    grid = first_grid(grids_dir / row.model)
     grid_tag = f'<img src="{rel(grid)}" width="280">' if grid is not None and not baseline else "—"
     near = nearest.get(row.model)
     near_tag = f'<img src="{rel(near)}" width="280">' if near else "—"
@@ -391,14 +391,14 @@ def _key_of(group: pd.DataFrame, ranking: Ranking) -> str:
     return str(keys.iloc[0]) if len(keys) else ranking.rank_by
 
 
-def first_grid(samples_dir: Path) -> Path | None:
-    """The sample grid of a model's first seed (samples/<m>/seed-<s>.png), if there is one."""
-    grids = sorted(samples_dir.glob("seed-*.png"), key=lambda p: int(p.stem.split("-")[1])) if samples_dir.is_dir() else []
+def first_grid(grids_dir: Path) -> Path | None:
+    """The sample grid of a model's first seed (plots/samples/<m>/seed-<s>.png), if there is one."""
+    grids = sorted(grids_dir.glob("seed-*.png"), key=lambda p: int(p.stem.split("-")[1])) if grids_dir.is_dir() else []
     return grids[0] if grids else None
 
 
 def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metrics_dir: Path, models_dir: Path,
-                 plots_dir: Path, samples_dir: Path, report_dir: Path, tasks: Iterable[str] = (),
+                 plots_dir: Path, samples_dir: Path, grids_dir: Path, report_dir: Path, tasks: Iterable[str] = (),
                  packed_dir: Path | None = None, ranking: Ranking = Ranking()) -> pd.DataFrame:
     from genlab.reporting import figures as fig
 
@@ -445,7 +445,7 @@ def write_report(models: Iterable[ModelEntry], datasets: Iterable[str], *, metri
     with atomic_path(report_dir / "leaderboard.csv") as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
     write_bytes_atomic(report_dir / "leaderboard.md", to_markdown(frame, ranking).encode())
-    write_bytes_atomic(report_dir / "index.html", to_html(frame, report_dir, samples_dir, curves, figures, nearest,
+    write_bytes_atomic(report_dir / "index.html", to_html(frame, report_dir, grids_dir, curves, figures, nearest,
                                                           ranking).encode())
     return frame
 
