@@ -136,6 +136,19 @@ def test_divergence_stops_training_and_marks_the_run_failed(packed, tmp_path, st
     assert MlflowClient(store).get_run(run_id).info.status == "FAILED"
 
 
+def test_a_training_run_records_the_machine_in_system_metrics(packed, tmp_path, monkeypatch, store):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.1")  # MLflow's own setting
+    result = run(params_for({**DCGAN, "epochs": 6}), packed, tmp_path)
+    client = MlflowClient(store)
+    keys = set(client.get_run(result.run_id).data.metrics)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= keys, sorted(keys)
+    history = client.get_metric_history(result.run_id, "system/system_memory_usage_megabytes")
+    assert sorted(m.step for m in history) == list(range(len(history))) and all(m.value > 0 for m in history)
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+
+
 def test_model_is_loadable_and_generates(packed, tmp_path):
     params = params_for({"type": "cvae", "epochs": 1, "batch_size": 16, "latent_dim": 4})
     run(params, packed, tmp_path)

@@ -25,6 +25,9 @@ from genlab.tracking.store import bound_http_retries, lost, repo_root, tracking_
 
 RUN_FILE = "mlflow_run.json"
 _MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
+#: Seconds between samples of a training run's system metrics (MLflow's MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL
+#: overrides it); a run shorter than one interval records none.
+SYSTEM_METRICS_INTERVAL = 5.0
 # What MLflow 3's UI shows an experiment as: model training runs, not the GenAI view (traces, tokens).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 # MlflowClient.log_image's file names: images/<key>+step+<step>+timestamp+<ms>+<uuid>.png (`%` separated
@@ -96,6 +99,19 @@ def dataset_input(name: str, path: Path, md5: str, n_images: int) -> dict[str, s
     return {"name": name, "digest": md5[:12], "source_type": "local",
             "source": json.dumps({"uri": str(path), "md5": md5}),
             "profile": json.dumps({"num_images": n_images, "split": "train"})}
+
+
+class SystemMetrics:
+    """A started system-metrics monitor (or none, with tracking off); finish() stops it and publishes the
+    samples it holds, once."""
+
+    def __init__(self, monitor):
+        self._monitor = monitor
+
+    def finish(self) -> None:
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
 
 
 class TrainingRun:
@@ -212,6 +228,25 @@ class TrainingRun:
 
     def log_dict(self, obj: Mapping[str, Any], name: str) -> None:
         self._call("log_dict", self.run_id, dict(obj), name)
+
+    def system_metrics(self) -> "SystemMetrics":
+        """Start sampling the machine into this run: MLflow's `system/*` metrics (CPU and memory, disk and
+        network; the GPU where NVML finds one), on MLflow's own daemon thread. A run that ends well calls
+        finish() before terminate(); a failed one need not: the thread stops once it sees the run ended
+        (or the store gone), and never holds up a failing stage."""
+        monitor = None
+        if self.client is not None and not self.lost:
+            import logging
+
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines a seed
+
+            with self._guard():  # resume_logging: a resumed run goes on from its last system step
+                monitor = SystemMetricsMonitor(self.run_id, sampling_interval=SYSTEM_METRICS_INTERVAL,
+                                               resume_logging=True, tracking_uri=self.client.tracking_uri)
+            monitor.start()
+        return SystemMetrics(monitor)
 
     def terminate(self, ok: bool = True) -> None:
         if self.client is None:

@@ -248,6 +248,7 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
     model.train()
     distributed.share_random_state(ranks)
     try:
+        machine = run.system_metrics()  # CPU, memory (and GPU) of the run, sampled beside the loop
         with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True,
                   disable=not ranks.main) as bar:
             for epoch in range(start_epoch, spec.epochs):
@@ -299,13 +300,14 @@ def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plot
             run.log_artifact(out_dir / MODEL_FILE, "model")
             _record_best(run, best, no_best, out_dir)
             run.log_artifact(plots_path, "curves")
+            machine.finish()
             run.terminate(ok=True)
     except TrackingLost as err:
         kept = f"{ckpt_path} keeps epoch {saved_epoch}" if saved_epoch else "no epoch had finished"
         raise TrackingLost(f"{err}; models.{model_name} stopped at step {step} of {total} ({kept}). Once the store "
                            f"answers again, `dvc repro` resumes from the checkpoint in the same MLflow run") from err
     except BaseException:
-        run.terminate(ok=False)
+        run.terminate(ok=False)  # the monitor's thread stops at its next sample, seeing the run ended
         raise
     return TrainResult(run.run_id, step, rate, precision, device.type, seed)
 
