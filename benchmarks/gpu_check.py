@@ -359,7 +359,8 @@ def check_paper_scale(ws: Workspace, out: Path, device: torch.device, sizes: dic
     stages = [("real_features.py", "data/packed/fashion-mnist.h5", features),
               ("train.py", "dcgan", "data/packed/fashion-mnist.h5", "data/evaluator/fashion-mnist.pt", "models/dcgan",
                "plots/train/dcgan"),
-              ("sample.py", "dcgan", "data/packed/fashion-mnist.h5", "models/dcgan", "samples/dcgan"),
+              ("sample.py", "dcgan", "data/packed/fashion-mnist.h5", "models/dcgan", "samples/dcgan",
+               "plots/samples/dcgan"),
               ("evaluate.py", "dcgan", "samples/dcgan", features, "data/evaluator/fashion-mnist.pt",
                "data/features/fashion-mnist-test-classifier.h5", "data/features/fashion-mnist-train-classifier.h5",
                "models/dcgan", "metrics/dcgan", "metrics/dcgan.json")]

@@ -16,13 +16,17 @@ import base64
 import hashlib
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -124,7 +128,7 @@ def mlflow_client(repo: Path):
 
 
 def model_stages(*names: str) -> set[str]:
-    return {f"{stage}@{name}" for name in names for stage in ("train", "sample", "evaluate")}
+    return {f"{stage}@{name}" for name in names for stage in ("train", "sample", "evaluate", "register")}
 
 
 def test_every_stage_ran_once_per_dataset_and_model(project, faces_server):
@@ -521,6 +525,97 @@ def test_dvc_plots_show_and_exp_show_render_without_errors(project):
     metrics = dvc(repo, "metrics", "show", "--json").stdout
     (workspace,) = [rev["data"] for rev in json.loads(metrics).values()]
     assert workspace["metrics/gan.json"]["data"]["mean"]["fid"] > 0
+
+
+def trained_entries() -> dict[str, str]:
+    """entry -> its section (dataset or task)."""
+    return {**{n: "fashion-mnist" for n in NOISE_TYPES}, **TRANSLATION, **{n: "lfw" for n in FACES}}
+
+
+def test_every_seed_checkpoint_is_one_registered_version_and_the_first_ranked_is_champion(project):
+    from genlab.reporting import champions
+
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    firsts = champions(pd.read_csv(repo / "reports" / "leaderboard.csv"))
+    assert set(firsts) == {*DATASETS, *TASKS}
+    for name, section in trained_entries().items():
+        record = json.loads((repo / "registry" / f"{name}.json").read_text())
+        assert record["registered_model"] == f"{section}.{name}", record
+        versions = client.search_model_versions(f"name = '{section}.{name}'")
+        made_of = [(v.run_id, v.tags["genlab.checkpoint"]) for v in versions]
+        assert len(made_of) == len(set(made_of)), made_of  # a run's checkpoint is one version, however often run
+        assert {v.run_id for v in versions} == {seed_run(repo, name, s) for s in seeds_of(name)}, name
+        assert {c for _, c in made_of} <= {"last", "best"} and ("last" in {c for _, c in made_of})
+        aliases = client.get_registered_model(f"{section}.{name}").aliases
+        assert str(aliases["last"]) == str(record["versions"]["0"]["last"]), (name, aliases)
+        assert ("champion" in aliases) == (firsts[section] == name), (name, aliases)
+        logged = {a.path for a in client.list_artifacts(seed_run(repo, name), "mlflow_model/last")}
+        assert "mlflow_model/last/MLmodel" in logged and "mlflow_model/last/artifacts" in logged, logged
+
+
+def test_the_champion_loads_in_a_fresh_process_and_draws_what_genlab_generate_draws(project, tmp_path):
+    from genlab.reporting import champions
+
+    repo = project["repo"]
+    uri = f"models:/fashion-mnist.{champions(pd.read_csv(repo / 'reports' / 'leaderboard.csv'))['fashion-mnist']}@champion"
+    env = env_for(repo, MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
+    code = ("import sys, mlflow, numpy as np, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+            "np.save(sys.argv[2], m.predict(pd.DataFrame({'n': [12], 'seed': [5], 'label': [-1]})))")
+    loaded = subprocess.run([sys.executable, "-c", code, uri, str(tmp_path / "pyfunc.npy")], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    made = subprocess.run([sys.executable, "-m", "genlab", "generate", uri, "-o", str(tmp_path / "generate.h5"),
+                           "--n", "12", "--seed", "5"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    import h5py
+
+    with h5py.File(tmp_path / "generate.h5") as f:
+        assert np.load(tmp_path / "pyfunc.npy").tobytes() == f["images"][()].tobytes()
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "copy")))
+    (weights,) = (local / "artifacts").glob("*.pt")
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a damaged copy is refused
+    code = "import sys, mlflow; mlflow.pyfunc.load_model(sys.argv[1])"
+    refused = subprocess.run([sys.executable, "-c", code, str(local)], cwd=repo, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode != 0 and "register the run's model again" in refused.stderr, refused.stderr[-2000:]
+
+
+def test_mlflow_models_serve_answers_with_the_images_asked_for(project):
+    import urllib.request
+
+    from genlab.reporting import champions
+    from genlab.server import free_port
+
+    repo = project["repo"]
+    name = champions(pd.read_csv(repo / "reports" / "leaderboard.csv"))["fashion-mnist"]
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/fashion-mnist.{name}@champion",
+                             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)], cwd=repo,
+                            env=env_for(repo, MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the model server did not come up"
+                time.sleep(0.5)
+        body = json.dumps({"dataframe_split": {"columns": ["n", "seed", "label"], "data": [[64, 3, -1]]}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            images = np.asarray(json.loads(response.read())["predictions"])
+        assert images.shape == (64, 1, 28, 28) and 0 <= images.min() and images.max() <= 255
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def test_second_repro_runs_nothing_and_one_model_change_reruns_only_it(project):

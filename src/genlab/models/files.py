@@ -34,7 +34,13 @@ def load_model(model_dir: Path, device: torch.device | str = "cpu", checkpoint: 
         raise NoBestCheckpoint(f"{path}: models.{model_dir.name} has no best checkpoint (its MLflow run's tag "
                                f"genlab.best says why, e.g. a dataset without the labels its classifier needs); "
                                f"set sample.checkpoint: last")
-    blob = load_weights(path, f"re-run `dvc repro train@{model_dir.name}`", MODEL_KEYS, map_location=device)
+    return read_model_file(path, device, f"re-run `dvc repro train@{model_dir.name}`")
+
+
+def read_model_file(path: Path, device: torch.device | str = "cpu", remedy: str = "retrain it") -> GenerativeModel:
+    """The model a model file holds, in eval mode on `device`; `remedy`: what the one-line refusal of a damaged
+    or foreign file tells the user to do."""
+    blob = load_weights(Path(path), remedy, MODEL_KEYS, map_location=device)
     model = build_model(ModelSpec(**blob["spec"]), blob["image_shape"], blob["num_classes"], blob.get("input_shape"))
     model.load_state_dict(blob["state_dict"])
     model.train_precision = blob.get("precision", "fp32")  # what it was trained in (labelled downstream)

@@ -138,6 +138,13 @@ def leaderboard_frame(models: Iterable[ModelEntry], datasets: Iterable[str], met
     return frame.drop(columns=["_section", "_rank"]).reset_index(drop=True)
 
 
+def champions(frame: pd.DataFrame) -> dict[str, str]:
+    """Each section's first-ranked model (by the rank key's mean over seeds): section -> model name."""
+    baseline = frame["model"].map(BASELINE_TYPES) == frame["type"]
+    ranked = frame[~baseline & frame["key_mean"].notna()]
+    return ranked.groupby("dataset", sort=False)["model"].first().to_dict()
+
+
 def _rank_section(rows: list[dict], ranking: Ranking) -> None:
     """Fill the rank-key cells, ranks, rank intervals, tie groups and FID-order flags of one section."""
     baseline = [r for r in rows if BASELINE_TYPES.get(r["model"]) == r["type"]]

@@ -5,7 +5,8 @@ MODEL is one of
 - a params entry's name: `models/<name>` under the current directory;
 - an MLflow run id: the seed run's own directory when this checkout holds it, else its logged model file;
 - `runs:/<run id>/<path>`: a model file (or the folder holding `model.pt`) logged to that run;
-- `models:/<name>@<alias>` or `models:/<name>/<version>`: a registered model's files.
+- `models:/<name>@<alias>` or `models:/<name>/<version>`: a registered model (an MLflow Model of the register
+  stage, whose one artifact is its model file; genlab.serving.mlflow_model).
 The model file is read as data only (genlab.torch_io); a foreign or damaged one is refused in one line.
 
 The noise comes from a CPU generator seeded with --seed, batch by batch as the sample stage draws it: the
@@ -38,6 +39,7 @@ class ResolvedModel:
     directory: Path  # holds model.pt (and best.pt where training kept one)
     label: str       # what the reference named, for messages and the output's info
     download: Path | None = None  # the temporary folder of a copy from the tracking store, removed once loaded
+    file: Path | None = None  # an MLflow Model's one model file (whichever checkpoint it was made of)
 
 
 def resolve_model(ref: str, root: Path = Path(".")) -> ResolvedModel:
@@ -71,8 +73,9 @@ def _model_dir(path: Path) -> Path | None:
     return seed_path(path, seeds[0]) if seeds else None
 
 
-def _download(uri: str, label: str) -> tuple[Path, str, Path]:
-    """(the folder of model files at an MLflow artifact URI, `label`, the temporary folder it went into)."""
+def _download(uri: str, label: str) -> tuple:
+    """(the folder of model files at an MLflow artifact URI, `label`, the temporary folder it went into[, the
+    model file of an MLflow Model])."""
     import tempfile
 
     from genlab.tracking import client
@@ -83,6 +86,11 @@ def _download(uri: str, label: str) -> tuple[Path, str, Path]:
     tmp = Path(tempfile.mkdtemp(prefix="genlab-model-"))
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+        if (local / "MLmodel").is_file():  # an MLflow Model: its artifacts hold the model file
+            files = sorted((local / "artifacts").glob("*.pt"))
+            if len(files) != 1:
+                raise UnknownModel(f"{uri}: an MLflow Model without genlab's model file (artifacts/*.pt)")
+            return files[0].parent, label, tmp, files[0]
         found = _model_dir(local) or (_model_dir(local.parent) if local.is_file() else None)
         if found is None:
             raise UnknownModel(f"{uri}: downloaded, but it holds no model.pt")
@@ -134,14 +142,18 @@ def generate(ref: str, out: Path, *, n: int, seed: int, batch_size: int, label: 
     Returns a line saying what was written."""
     from genlab.sampling.sample import sample_grid, write_samples
     from genlab.device import resolve_device
-    from genlab.models.files import load_model
+    from genlab.models.files import load_model, read_model_file
 
     if n < 1:
         raise ImagesError(f"--n {n}: give at least 1")
     inputs = read_images(input_path) if input_path is not None else None
     resolved = resolve_model(ref)
     try:
-        model = load_model(resolved.directory, resolve_device(device), checkpoint)
+        if resolved.file is not None:  # a registered model: one checkpoint, the one it was made of
+            model = read_model_file(resolved.file, resolve_device(device), f"{ref}: register the run's model again")
+            checkpoint = {"model": "last"}.get(resolved.file.stem, resolved.file.stem)
+        else:
+            model = load_model(resolved.directory, resolve_device(device), checkpoint)
     finally:
         if resolved.download is not None:
             shutil.rmtree(resolved.download, ignore_errors=True)
@@ -155,4 +167,5 @@ def generate(ref: str, out: Path, *, n: int, seed: int, batch_size: int, label: 
                                             "train_precision": model.train_precision, "generated": "genlab generate"})
     else:
         write_folder(out, images.numpy())
-    return f"wrote {out}: {len(images)} images from {resolved.directory} ({model.type_name}, {checkpoint}, seed {seed})"
+    source = ref if resolved.download is not None else resolved.directory
+    return f"wrote {out}: {len(images)} images from {source} ({model.type_name}, {checkpoint}, seed {seed})"
