@@ -21,7 +21,7 @@ One row a check, in one table; the exit status is 1 when any row fails:
   inception <runtime>       Inception features of real test images on the device against the CPU (TorchScript
                             and ONNX Runtime): the largest relative difference of a feature vector and the
                             FID difference it makes
-  paper-scale dcgan         dcgan at its paper's settings through the train -> sample -> evaluate stage
+  paper-scale dcgan         dcgan at its paper's settings through the train -> evaluate stage
                             scripts, N = 2,000; training and Inception img/s
 """
 from __future__ import annotations
@@ -339,7 +339,7 @@ def run_stage(project: Path, script: str, *args: str) -> subprocess.CompletedPro
 
 
 def check_paper_scale(ws: Workspace, out: Path, device: torch.device, sizes: dict, smoke: bool):
-    """dcgan at its paper's settings (configs/paper-scale.yaml) through the train, sample and evaluate stages."""
+    """dcgan at its paper's settings (configs/paper-scale.yaml) through the train and evaluate stages."""
     from genlab.data.hdf5 import read_split
     from genlab.metrics.features import extract_features
 
@@ -359,11 +359,10 @@ def check_paper_scale(ws: Workspace, out: Path, device: torch.device, sizes: dic
     stages = [("real_features.py", "data/packed/fashion-mnist.h5", features),
               ("train.py", "dcgan", "data/packed/fashion-mnist.h5", "data/evaluator/fashion-mnist.pt", "models/dcgan",
                "plots/train/dcgan"),
-              ("sample.py", "dcgan", "data/packed/fashion-mnist.h5", "models/dcgan", "samples/dcgan",
-               "plots/samples/dcgan"),
-              ("evaluate.py", "dcgan", "samples/dcgan", features, "data/evaluator/fashion-mnist.pt",
+              ("evaluate.py", "dcgan", "data/packed/fashion-mnist.h5", "models/dcgan", "samples/dcgan",
+               "plots/samples/dcgan", features, "data/evaluator/fashion-mnist.pt",
                "data/features/fashion-mnist-test-classifier.h5", "data/features/fashion-mnist-train-classifier.h5",
-               "models/dcgan", "metrics/dcgan", "metrics/dcgan.json")]
+               "metrics/dcgan", "metrics/dcgan.json")]
     said = {}
     for script, *args in stages:
         started = time.perf_counter()

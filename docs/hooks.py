@@ -37,7 +37,7 @@ TOP_LEVEL = {
     "tasks": "[`tasks`](#tasks): image-to-image tasks derived from packed datasets",
     "models": "[`models`](#models): the models to train, one entry each",
     "train": "[`train`](#train): the training loop",
-    "sample": "[`sample`](#sample): the sample stage",
+    "sample": "[`sample`](#sample): the samples the evaluate stage draws",
     "eval": "[`eval`](#eval): the evaluate stage's Inception side and metric choice",
     "evaluator": "[`evaluator`](#evaluator): the dataset classifier",
     "report": "[`report`](#report): the leaderboard's ranking",
@@ -47,7 +47,7 @@ TOP_LEVEL = {
 SECTIONS = (
     ("data", "DATA_FIELDS", "How the training split is read. Every model reads the same way."),
     ("train", "TRAIN_FIELDS", "The training loop, for every model and seed."),
-    ("sample", "SAMPLE_FIELDS", "The sample stage: what each training seed's samples file holds."),
+    ("sample", "SAMPLE_FIELDS", "The samples the evaluate stage draws: what each training seed's samples file holds."),
     ("eval", "EVAL_FIELDS", "The evaluate stage. The Inception-space metrics (FID, KID, precision/recall, "
                             "density/coverage) score the first `num_fake` samples of the first `inception_seeds` "
                             "seeds; the classifier-space metrics score every sample of every seed."),

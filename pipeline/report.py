@@ -1,8 +1,13 @@
 """Stage report: every model's metrics over its training seeds, one section per dataset (with its
 reference row) and per image-to-image task (with its identity row) -> a leaderboard ranked by an unbiased
 key with rank intervals and tie groups (CSV, Markdown, HTML with the spread over seeds, quality against
-compute, sample grids, nearest training images and curves); the figures also go to each model's parent run, and
-each section's first-ranked model gets the registry alias `champion` (its first seed's sample.checkpoint)."""
+compute, sample grids, nearest training images and curves); the figures also go to each model's parent run.
+
+Then the Model Registry -> registry/<m>.json: every seed's last and best checkpoints as MLflow Models
+(pyfunc, through models-from-code), logged to the seed runs and registered as versions of
+`<dataset or task>.<model>` with the aliases `last` and `best` on the first seed's (a checkpoint registered
+before keeps its version), and `champion` on each section's first-ranked model (its first seed's
+sample.checkpoint), taken off every other model of the section."""
 import json
 from pathlib import Path
 
@@ -18,6 +23,7 @@ def main(argv):
     from genlab.tracking import require_store
 
     require_store()
+    from genlab.io import write_json_atomic
     from genlab.reporting import ModelEntry, Ranking, champions, log_to_parent_runs, write_report
     from genlab.tracking import registry, tracking_enabled
 
@@ -30,13 +36,29 @@ def main(argv):
                          report_dir=out,
                          ranking=ranking)
     log_to_parent_runs(entries, models, out)
+    records = {}
+    for entry in entries:
+        if not tracking_enabled():  # nothing to register into
+            records[entry.name] = {"registered_model": None, "versions": {}, "aliases": {}, "tracking": "off"}
+        else:
+            from genlab.serving.mlflow_model import register_entry
+
+            records[entry.name] = register_entry(entry.name, entry.dataset, models / entry.name,
+                                                 metrics / entry.name, entry.seeds, params.sample["batch_size"])
+        record = records[entry.name]
+        print(f"{record['registered_model']}: versions {record['versions']}, aliases {record['aliases']}")
     for section, name in champions(frame).items() if tracking_enabled() else ():
-        record = json.loads((registered / f"{name}.json").read_text())
+        record = records[name]
         first = record["versions"].get(str(params.seeds_of(name)[0]), {})
         version = first.get(params.sample["checkpoint"]) or first.get("last")
         if version is not None:
-            registry.set_alias(registry.client(), record["registered_model"], "champion", version)
-            print(f"champion of {section}: models:/{record['registered_model']}@champion (version {version})")
+            taken = registry.move_alias(registry.client(), section, "champion", record["registered_model"], version)
+            record["aliases"]["champion"] = version
+            print(f"champion of {section}: models:/{record['registered_model']}@champion (version {version})"
+                  + (f", taken from {', '.join(taken)}" if taken else ""))
+    registered.mkdir(parents=True, exist_ok=True)
+    for name, record in records.items():
+        write_json_atomic(registered / f"{name}.json", record)
     print(frame[["dataset", "model", "group", "rank", "key_mean", "key_std", "fid", "seeds", "status"]]
           .to_string(index=False))
 

@@ -86,7 +86,7 @@ def prepare(root: Path, packed: Path):
 
 
 def write_translation_samples(path: Path, arrays: dict[str, np.ndarray], info: dict) -> Path:
-    """A samples file as sample@<model> writes it for a translation model (contract section 2)."""
+    """A samples file as evaluate@<model> writes it for a translation model (contract section 2)."""
     with h5py.File(path, "w") as f:
         for key, array in arrays.items():
             f.create_dataset(key, data=array)

@@ -93,7 +93,7 @@ def test_every_seed_run_records_its_stages_dvc_lock_entries_git_state_and_enviro
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     head_of_run = git(repo, "rev-parse", "HEAD~1").strip()  # the results commit came after the run
     for (name, seed), run in origin["runs"].items():
-        for kind in ("train", "sample", "evaluate"):
+        for kind in ("train", "evaluate"):  # evaluate draws the samples too
             stage = f"{kind}@{name}"
             path = mlflow.download_artifacts(run, f"lineage/{stage}.json", str(origin["base"] / f"{name}-{seed}"))
             record = json.loads(Path(path).read_text())
@@ -171,7 +171,7 @@ def test_swapped_samples_of_two_seeds_fail(origin):
     first, second = repo / "plots" / "samples" / "gan" / "seed-0.png", repo / "plots" / "samples" / "gan" / "seed-1.png"
     tmp = repo / "swap.png"
     shutil.move(first, tmp), shutil.move(second, first), shutil.move(tmp, second)
-    code, report, output = commit_and_audit(origin, repo, "gan@1", "sample@gan")
+    code, report, output = commit_and_audit(origin, repo, "gan@1", "evaluate@gan")
     assert code == 1, output
     assert report["run_id"] == origin["runs"]["gan", 1] and report["seed"] == 1
     text = mismatches(report)

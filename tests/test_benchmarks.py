@@ -84,3 +84,15 @@ def test_gpu_check_fails_loudly_when_a_check_fails(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert re.search(r"^\| workspace +\| FAIL +\| FileNotFoundError", proc.stdout, re.M), proc.stdout
     assert re.search(r"^\| total +\| FAIL +\| .*1 failed: workspace", proc.stdout, re.M), proc.stdout
+
+
+def test_repro_timeline_times_each_stage_to_the_next_and_sums_them_by_kind(tmp_path):
+    log = tmp_path / "repro.log"
+    log.write_text("100.000 START\n100.500 Running stage 'download@d':\n104.000 > python pipeline/download.py\n"
+                   "110.500 Running stage 'train@gan':\n150.500 Running stage 'train@vae':\n"
+                   "170.500 Running stage 'report':\n175.000 Updating lock file 'dvc.lock'\n180.000 END 0\n")
+    out = run_benchmark("repro_timeline.py", "--read", str(log))
+    assert "4 stages, 1.3 min wall" in out
+    assert re.search(r"^train\s+2\s+60\s+30\.0\s+75%$", out, re.M), out
+    assert re.search(r"^download\s+1\s+10\s+10\.0\s+12%$", out, re.M) and re.search(r"^report\s+1\s+10\s", out, re.M)
+    assert out.index("train@gan") < out.index("train@vae")  # slowest first

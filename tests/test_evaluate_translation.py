@@ -86,7 +86,7 @@ def test_an_unpaired_model_without_extras_gets_the_generative_metrics_only(task)
 def test_a_paired_samples_file_without_targets_names_what_is_missing(task):
     path = write_translation_samples(task["root"] / "broken.h5", {"images": task["targets"], "inputs": task["inputs"]},
                                      {"model": "b", "type": "pix2pix", "n": N, "task": "grey2colour", "paired": True})
-    with pytest.raises(SamplesFileError, match=r"no `targets` dataset; re-run `dvc repro sample@"):
+    with pytest.raises(SamplesFileError, match=r"no `targets` dataset; re-run `dvc repro evaluate@"):
         samples_context(path, task["real"], task["evaluator"], EVAL_CFG, 0)
 
 
@@ -101,7 +101,7 @@ def test_a_truncated_samples_file_is_one_line_naming_the_stage_to_re_run(task, t
         samples_context(cut, task["real"], task["evaluator"], EVAL_CFG, 0)
     message = str(err.value)
     assert message.startswith(f"{cut}: unreadable samples file (OSError: ") and "\n" not in message
-    assert message.endswith("re-run `dvc repro sample@p2p`")
+    assert message.endswith("re-run `dvc repro evaluate@p2p`")
 
 
 def test_identity_baseline_scores_the_inputs_brought_to_the_targets_geometry(task):

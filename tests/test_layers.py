@@ -52,7 +52,7 @@ def layer_deps(script: str) -> list[str]:
     ranked = layers()
     top = min(i for i, layer in enumerate(ranked) if mine & set(layer))
     members = [m for m in ranked[top] if m in mine] + [m for layer in ranked[top + 1:] for m in layer]
-    return [script, *ALWAYS, *(member_path(m) for m in members)]
+    return [script, *ALWAYS, *(path for path in map(member_path, members) if path not in ALWAYS)]
 
 
 def stage_code_deps() -> dict[str, tuple[str, list[str]]]:
@@ -106,6 +106,7 @@ def test_each_stage_depends_on_what_its_layer_may_import():
 def test_the_layer_rule_follows_the_script():
     assert layer_deps("pipeline/pack.py")[3:] == [member_path(m) for layer in layers()[layers().index(
         next(layer for layer in layers() if "genlab.data" in layer)):] for m in layer]
-    train, sample = layer_deps("pipeline/train.py"), layer_deps("pipeline/sample.py")
-    assert "src/genlab/training" in train and "src/genlab/training" not in sample
-    assert "src/genlab/models" in sample and "src/genlab/models" not in layer_deps("pipeline/evaluate.py")
+    train, evaluate = layer_deps("pipeline/train.py"), layer_deps("pipeline/evaluate.py")
+    assert "src/genlab/training" in train and "src/genlab/training" not in evaluate
+    assert "src/genlab/models" in evaluate and "src/genlab/models" not in layer_deps("pipeline/reference.py")
+    assert "src/genlab/serving" in layer_deps("pipeline/report.py") and "src/genlab/serving" not in train

@@ -157,12 +157,12 @@ def test_a_cuda_trained_run_is_audited_within_the_tolerance_not_by_bytes():
     from genlab.audit.locate import RunLineage
     from genlab.tracking.lineage import environment
 
-    stages = {f"{kind}@dcgan": {"environment": environment()} for kind in ("train", "sample", "evaluate")}
+    stages = {f"{kind}@dcgan": {"environment": environment()} for kind in ("train", "evaluate")}
     flags = {"train.cuda.cudnn_deterministic": "True", "train.cuda.fp32_precision": "ieee"}
     on_cuda = RunLineage("r1", "dcgan", "fashion-mnist", {}, {}, "", stages, 0,
                          {"train.resolved_device": "cuda", "seed": "0", **flags})
     on_cpu = RunLineage("r2", "dcgan", "fashion-mnist", {}, {}, "", stages, 0, {"train.resolved_device": "cpu"})
-    for kind in ("train", "sample", "evaluate"):
+    for kind in ("train", "evaluate"):
         exact, why = _same_kind(on_cuda, kind)
         assert not exact and "CUDA" in why
         assert _same_kind(on_cpu, kind) == (True, "")

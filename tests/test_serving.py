@@ -57,7 +57,7 @@ def test_the_same_seed_gives_the_same_bytes_and_the_sample_stages_images(project
         assert (a["images"][()] == b["images"][()]).all() and a["images"].shape == (40, 1, 28, 28)
         images = a["images"][()]
     model = load_model(project / "models" / "dcgan" / "seed-0")
-    assert (generate_samples(model, 40, 16, seed=3)[0].numpy() == images).all()  # what sample@ draws at seed 3
+    assert (generate_samples(model, 40, 16, seed=3)[0].numpy() == images).all()  # what evaluate@ draws at seed 3
     generate(project, "dcgan", "-o", str(tmp_path / "c.h5"), "--n", "40", "--seed", "4", "--batch-size", "16")
     with h5py.File(tmp_path / "c.h5") as c:
         assert not (c["images"][()] == images).all()

@@ -38,7 +38,7 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _sample_batch_size() -> int:
-    """params.yaml's sample.batch_size when the current directory has one (the sample stage's noise batches), else 250."""
+    """params.yaml's sample.batch_size when the current directory has one (the evaluate stage's noise batches), else 250."""
     from genlab.config import load_params
 
     return load_params(models=False).sample["batch_size"] if Path("params.yaml").is_file() else 250
@@ -124,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = sub.add_parser(
         "generate", help="draw images from a trained model: a PNG grid, an HDF5 samples file or a folder of PNGs",
-        description="Load a trained model (weights only) and draw --n images with the sample stage's noise for "
+        description="Load a trained model (weights only) and draw --n images with the evaluate stage's noise for "
                     "--seed (an image-to-image model translates --input). The same seed and batch size give the same "
-                    "images as the sample stage, and the same bytes on the same machine.")
+                    "images as the evaluate stage, and the same bytes on the same machine.")
     generate.add_argument("model", metavar="MODEL",
                           help="models/<m> or models/<m>/seed-<s>, a params entry's name, an MLflow run id, "
                                "runs:/<id>/<path>, or models:/<name>@<alias>")

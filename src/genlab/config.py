@@ -56,7 +56,7 @@ SAMPLE_FIELDS = {
     "batch_size": Field(int, 500, positive=True),
     "grid_size": Field(int, 100, positive=True),
     "checkpoint": Field(str, "last", choices=("last", "best"),
-                        help="which checkpoint the sample stage draws from: the last epoch's (model.pt) or the "
+                        help="which checkpoint the evaluate stage draws from: the last epoch's (model.pt) or the "
                              "best by train.best_metric (best.pt)"),
 }
 EVAL_FIELDS = {

@@ -7,14 +7,15 @@ the seed's own: models/<m>/seed-<s>/, samples/<m>/seed-<s>.h5, plots/samples/<m>
 metrics/<m>/seed-<s>.json.
 
 Order of the checks (each a row of the report, see genlab.audit.checks):
-1. lineage: the run's recorded dvc.lock entries for train/sample/evaluate@<model> equal the entries of
+1. lineage: the run's recorded dvc.lock entries for train/evaluate@<model> (and sample@<model>, the stage
+   that drew the samples in runs made before sampling became part of evaluate) equal the entries of
    the commit found for it (genlab.audit.locate), field by field;
 2. the commit's files are what dvc.lock says (`dvc status` in a clean worktree of it, after its
    outputs came from the DVC cache or a remote): a commit whose code differs from the code that ran,
    or an output edited by hand, fails here;
 3. the run's MLflow artifacts (model, sample grid, metrics files) are the bytes DVC tracks, and its
    logged metrics are the numbers of the seed's committed metrics file;
-4. sample and evaluate re-run in the worktree from the recorded models (unless --no-rebuild): the
+4. sampling and evaluation re-run in the worktree from the recorded models (unless --no-rebuild): the
    seed's samples must be the same bytes as its run recorded and each metric the same number where
    the environment (CPU kind, torch, threads; device, precision and Inception runtime) matches the
    run's, within --tolerance otherwise;
@@ -128,7 +129,7 @@ def _lineage_rows(report: Report, lineage: RunLineage, commit: str, how: str, lo
         if differs:
             report.add(f"code that ran {stage}", record["code"]["package"], "the repo's src/genlab", MISMATCH,
                        f"these modules were not the repository's files that dvc.lock hashes: {', '.join(differs)}")
-    for kind in ("train", "sample", "evaluate"):
+    for kind in stage_kinds(lineage):
         stage = f"{kind}@{lineage.model}"
         recorded = lineage.stages[stage]["dvc_lock"]
         locked = lock.get(stage)
@@ -140,6 +141,31 @@ def _lineage_rows(report: Report, lineage: RunLineage, commit: str, how: str, lo
                    MISMATCH if diffs else MATCH, "\n".join(diffs))
 
 
+def stage_kinds(lineage: RunLineage) -> tuple[str, ...]:
+    """The model's stages that made a run's files: train and evaluate (which draws the samples too), or, for a
+    run evaluated before sampling became part of evaluate, train, sample and evaluate. (A run trained then and
+    evaluated since holds both stages' lineage: its samples are the evaluate stage's.)"""
+    if f"sample@{lineage.model}" not in lineage.stages or any(
+            name.endswith(".h5") for name in lineage.seed_files("evaluate")):  # evaluate wrote the samples
+        return ("train", "evaluate")
+    return ("train", "sample", "evaluate")
+
+
+def sample_kind(lineage: RunLineage) -> str:
+    """The stage that drew the run's samples."""
+    return "sample" if "sample" in stage_kinds(lineage) else "evaluate"
+
+
+def _sample_files(lineage: RunLineage) -> dict[str, tuple[str, str | None]]:
+    """The seed's samples file and grid (seed-<s>.h5, seed-<s>.png)."""
+    return {name: f for name, f in lineage.seed_files(sample_kind(lineage)).items() if name.endswith((".h5", ".png"))}
+
+
+def _metric_files(lineage: RunLineage) -> dict[str, tuple[str, str | None]]:
+    """The seed's metrics file and its protocol (seed-<s>.json, seed-<s>.protocol.json)."""
+    return {name: f for name, f in lineage.seed_files("evaluate").items() if name.endswith(".json")}
+
+
 def _entry_digest(entry: dict[str, Any]) -> str:
     import hashlib
 
@@ -148,11 +174,11 @@ def _entry_digest(entry: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- 2. the commit's files
 def _fetch_targets(lineage: RunLineage, lock: dict[str, Any]) -> list[str]:
-    """The model's three stages and every stage that outputs one of their deps (data, features).
+    """The model's stages and every stage that outputs one of their deps (data, features).
 
     Stage names, not paths: `dvc checkout` given a mix of both has been seen to check out nothing."""
     producer = {out["path"]: stage for stage, entry in lock.items() for out in entry.get("outs", [])}
-    targets = [f"{k}@{lineage.model}" for k in ("train", "sample", "evaluate") if f"{k}@{lineage.model}" in lock]
+    targets = [f"{k}@{lineage.model}" for k in stage_kinds(lineage) if f"{k}@{lineage.model}" in lock]
     for stage in list(targets):
         for dep in lock[stage].get("deps", []):
             if producer.get(dep["path"]) and producer[dep["path"]] not in targets:
@@ -164,7 +190,8 @@ def _workspace_rows(report: Report, lineage: RunLineage, tree: Worktree, log) ->
     targets = _fetch_targets(lineage, tree.lock())
     log(f"fetching the outputs of {', '.join(targets)} from the DVC cache or remote")
     tree.fetch(targets)
-    problems = status_problems(tree.status(targets[:3]))
+    own = {f"{kind}@{lineage.model}" for kind in stage_kinds(lineage)}
+    problems = status_problems(tree.status([t for t in targets if t in own]))  # not the producers': their deps
     report.add("commit's files = its dvc.lock", "dvc.lock", "files", MISMATCH if problems else MATCH,
                "\n".join(problems) + ("\n(changed deps: the commit's code or data is not what ran; modified "
                                       "outs: an output differs from what DVC recorded)" if problems else ""))
@@ -175,16 +202,16 @@ def _metrics_file(lineage: RunLineage) -> str | None:
     """The repo path of the run's metrics file: metrics/<m>/seed-<s>.json (metrics/<m>.json, the
     aggregate over seeds, is the parent run's); metrics/<m>.json for a run made before training seeds."""
     name = f"{lineage.model}.json" if lineage.seed is None else f"{seed_name(lineage.seed)}.json"
-    return lineage.seed_files("evaluate").get(name, (None, None))[0]
+    return _metric_files(lineage).get(name, (None, None))[0]
 
 
 def _artifact_rows(report: Report, lineage: RunLineage, client, tree: Worktree) -> None:
     from genlab.metrics.evaluate import metric_numbers, mlflow_metrics
 
-    wanted = (("model", "train"), ("samples", "sample"), ("metrics", "evaluate"))
+    wanted = (("model", "train", lineage.seed_files("train")), ("samples", sample_kind(lineage), _sample_files(lineage)),
+              ("metrics", "evaluate", _metric_files(lineage)))
     with tempfile.TemporaryDirectory() as tmp:
-        for folder, kind in wanted:
-            files = lineage.seed_files(kind)
+        for folder, kind, files in wanted:
             artifacts = [a for a in client.list_artifacts(lineage.run_id, folder) if not a.is_dir]
             if not artifacts:
                 report.add(f"MLflow {folder}/", "absent", "—", MISMATCH, f"the run has no artifacts under {folder}/")
@@ -254,12 +281,12 @@ def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance
     metrics_rel = _metrics_file(lineage)
     committed = read_record(tree.path / metrics_rel) if metrics_rel else {}
     exact_train, why_train = _same_kind(lineage, "train")
-    exact_sample, why_sample = _same_kind(lineage, "sample")
+    exact_sample, why_sample = _same_kind(lineage, sample_kind(lineage))
     exact_eval, why_eval = _same_kind(lineage, "evaluate")
     # what the run recorded, else (an entry without its files) the worktree's file, which is dvc.lock's
-    recorded = {kind: {path: md5 or _md5(tree.path / path) for path, md5 in lineage.seed_files(kind).values()}
-                for kind in ("sample", "evaluate")}
-    stages = [f"sample@{model}", f"evaluate@{model}"]
+    recorded = {kind: {path: md5 or _md5(tree.path / path) for path, md5 in files(lineage).values()}
+                for kind, files in (("sample", _sample_files), ("evaluate", _metric_files))}
+    stages = [f"{kind}@{model}" for kind in stage_kinds(lineage)[1:]]
     model_rel = lineage.seed_files("train").get("model.pt", (None, None))[0]
     if retrain:
         if model_rel is None:
@@ -292,7 +319,8 @@ def _rebuild_rows(report: Report, lineage: RunLineage, tree: Worktree, tolerance
             if mine == theirs:
                 report.add(f"rebuilt {path}", mine, theirs, MATCH)
             elif theirs is None:
-                report.add(f"rebuilt {path}", mine, theirs, MISMATCH, f"re-running {kind}@{model} did not write it")
+                stage = f"{sample_kind(lineage) if kind == 'sample' else kind}@{model}"
+                report.add(f"rebuilt {path}", mine, theirs, MISMATCH, f"re-running {stage} did not write it")
             elif kind == "evaluate" or not exact:
                 # metrics files differ whenever a number does; the numbers are compared one by one below
                 report.add(f"rebuilt {path}", mine, theirs, INFO,

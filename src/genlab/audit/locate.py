@@ -24,7 +24,8 @@ from genlab.errors import GenlabError
 from genlab.io import load_yaml
 from genlab.layout import seed_name
 
-STAGE_KINDS = ("train", "sample", "evaluate")
+STAGE_KINDS = ("train", "evaluate")  # evaluate draws the samples too
+OLD_SAMPLE_KIND = "sample"  # the stage that drew them in runs made before, whose lineage is read when logged
 
 
 class CannotAudit(GenlabError):
@@ -118,8 +119,10 @@ def read_lineage(client, run) -> RunLineage:
     seed = int(tags["genlab.seed"]) if tags.get("genlab.seed", "").isdigit() else None
     label = model if seed is None else f"{model} seed {seed}"
     stages = {}
+    logged = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "lineage")}
+    kinds = STAGE_KINDS + ((OLD_SAMPLE_KIND,) if f"{OLD_SAMPLE_KIND}@{model}.json" in logged else ())
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in STAGE_KINDS:
+        for kind in kinds:
             name = f"lineage/{kind}@{model}.json"
             try:
                 path = client.download_artifacts(run.info.run_id, name, tmp)

@@ -254,6 +254,6 @@ def task_accuracy(ctx) -> dict:
     predictions, labels = np.asarray(ctx.task_predictions), np.asarray(ctx.task_labels)
     if predictions.shape != labels.shape or predictions.ndim != 1 or len(labels) == 0:
         raise ValueError(f"task_accuracy: task_predictions {predictions.shape} and task_labels {labels.shape} must "
-                         f"be one per test target image; re-run the sample stage")
+                         f"be one per test target image; re-run the evaluate stage")
     return {"value": float((predictions == labels).mean()), "n": int(len(labels)), "predictions": ctx.task_classifier,
             "compared": "predicted class vs the label of every test target image"}

@@ -254,7 +254,7 @@ def samples_context(path: Path, real_features_path: Path, evaluator: EvaluatorFi
     import h5py
 
     path = Path(path)
-    rerun = f"re-run `dvc repro sample@{path.parent.name}`"
+    rerun = f"re-run `dvc repro evaluate@{path.parent.name}`"
     if not path.is_file():
         raise SamplesFileError(f"{path}: samples file missing; {rerun}")
     try:

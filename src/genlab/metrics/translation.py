@@ -23,7 +23,7 @@ def _unit(images: np.ndarray) -> torch.Tensor:
 def _check_pair(outputs: np.ndarray, targets: np.ndarray, what: str) -> None:
     if outputs.shape != targets.shape:
         raise ValueError(f"{what}: shapes differ, {tuple(outputs.shape)} vs {tuple(targets.shape)}; both must be "
-                         f"uint8 (n, C, H, W) of one geometry (re-run the sample stage)")
+                         f"uint8 (n, C, H, W) of one geometry (re-run the evaluate stage)")
     if outputs.dtype != np.uint8 or targets.dtype != np.uint8 or outputs.ndim != 4:
         raise ValueError(f"{what}: expected uint8 (n, C, H, W) images, got {outputs.dtype} and {targets.dtype} "
                          f"{tuple(outputs.shape)}")

@@ -98,7 +98,7 @@ class TranslationModel(GenerativeModel):
         """Class logits of target-domain images in [-1, 1] (PixelDA's task classifier), else None."""
         return None
 
-    # -- what the sample stage and the epoch grids call ---------------------------------------
+    # -- what the evaluate stage and the epoch grids call ---------------------------------------
     @torch.no_grad()
     def translate_images(self, inputs_uint8: torch.Tensor,
                          generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -285,7 +285,7 @@ def header_table(views: list[RunView]) -> str:
 
 def grids_row(views: list[RunView]) -> str:
     cells = (_png(v.grid, f"samples/{v.grid_name}")
-             or html.escape(f"no samples/{v.grid_name}: its sample stage has not run") for v in views)
+             or html.escape(f"no samples/{v.grid_name}: its evaluate stage has not run") for v in views)
     return "<table>" + _head_row(views, "") + _row("final", cells) + "</table>"
 
 

@@ -9,7 +9,7 @@ MODEL is one of
   stage, whose one artifact is its model file; genlab.serving.mlflow_model).
 The model file is read as data only (genlab.torch_io); a foreign or damaged one is refused in one line.
 
-The noise comes from a CPU generator seeded with --seed, batch by batch as the sample stage draws it: the
+The noise comes from a CPU generator seeded with --seed, batch by batch as the evaluate stage draws it: the
 same seed and batch size give the same images as `samples/<m>/seed-<s>.h5` at that seed, on any device
 within its rounding, and the same bytes on the same machine.
 """

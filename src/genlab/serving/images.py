@@ -3,7 +3,7 @@
 Read: a folder of PNG/JPEG files (in name order), an .npz (its `images` array, or its only one) or an HDF5
 file (its `images` dataset: a samples file, or any file of that layout). Nothing is resized or converted
 silently: a size, channel count, dtype or image mode genlab cannot take as it is is refused in one line.
-Written: one PNG grid, an HDF5 samples file (the sample stage's layout) or a folder of PNGs, atomically.
+Written: one PNG grid, an HDF5 samples file (the evaluate stage's layout) or a folder of PNGs, atomically.
 """
 from __future__ import annotations
 

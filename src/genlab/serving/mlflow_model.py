@@ -1,4 +1,4 @@
-"""Every trained model as an MLflow Model in the Model Registry (the register stage).
+"""Every trained model as an MLflow Model in the Model Registry (the report stage).
 
 Each seed run's last and best checkpoints become MLflow Models logged to that run (`mlflow_model/last`,
 `mlflow_model/best`): the pyfunc flavour through models-from-code (genlab.serving.pyfunc), genlab's
@@ -54,7 +54,7 @@ def requirements() -> list[str]:
 
 def save_mlflow_model(model_file: Path, out: Path, metadata: Mapping[str, Any], batch_size: int) -> None:
     """An MLflow Model directory at `out` for the model file (model.pt or best.pt); `batch_size`: its noise
-    batches (the sample stage's sample.batch_size, so it draws the sample stage's images for a seed)."""
+    batches (the evaluate stage's sample.batch_size, so it draws the evaluate stage's images for a seed)."""
     import mlflow
 
     from genlab.serving import pyfunc

@@ -3,7 +3,7 @@ in the MLflow Model and runs it to load one, so loading unpickles no code. The w
 model file (genlab.models.files), the MLflow Model's one artifact, read as data.
 
 A noise-to-image model takes a DataFrame, one row a request: `n` images drawn from noise seed `seed`, all of
-class `label` (-1: every class in turn, as the sample stage draws them; an unconditional model takes -1 only).
+class `label` (-1: every class in turn, as the evaluate stage draws them; an unconditional model takes -1 only).
 The rows' images come back in order, uint8 (N, C, H, W): the same bytes `genlab generate MODEL --n n --seed seed`
 writes with the same noise batch. An image-to-image model takes its input images, uint8 (N, C, H, W), and
 gives its outputs for them (the params `seed` seeds a model's own noise, e.g. pix2pix's)."""

@@ -51,6 +51,24 @@ def set_alias(cl, name: str, alias: str, version: str) -> None:
     cl.set_registered_model_alias(name, alias, str(version))
 
 
+def move_alias(cl, section: str, alias: str, name: str, version: str) -> list[str]:
+    """Give `alias` to `name`'s `version` and take it off every other registered model of `section` (each
+    entry is its own registered model, so an alias naming a section's one model must be moved by hand).
+    Returns the models it was taken from."""
+    set_alias(cl, name, alias, version)
+    prefix = registered_name(section, "")
+    taken, token = [], None
+    while True:
+        page = cl.search_registered_models(filter_string=f"name LIKE '{prefix}%'", page_token=token)
+        for model in page:
+            if model.name != name and model.name.startswith(prefix) and alias in (model.aliases or {}):
+                cl.delete_registered_model_alias(model.name, alias)
+                taken.append(model.name)
+        token = page.token
+        if not token:
+            return taken
+
+
 def _registered(cl, name: str) -> bool:
     from mlflow.exceptions import MlflowException
 
