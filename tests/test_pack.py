@@ -6,6 +6,8 @@ import io
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -18,7 +20,7 @@ from PIL import Image
 
 import miniatures
 from genlab.data.archives import UnsafeArchiveError
-from genlab.data.formats import RawDataError, open_raw
+from genlab.data.formats import FORMATS, RawDataError, dataset_format, open_raw, register_format
 from genlab.data.hdf5 import PackedDataError, pack_dataset, read_info, read_split
 from genlab.data.idx import read_idx
 from genlab.data.preprocess import PreprocessingError
@@ -231,6 +233,46 @@ def test_test_fraction_only_where_no_official_split(raw, tmp_path, dataset, test
     prep = dataclasses.replace(default_preprocessing(dataset), test_fraction=test_fraction)
     with pytest.raises(PreprocessingError, match="test_fraction"):
         pack_dataset(dataset, raw[dataset], tmp_path / "out.h5", prep)
+
+
+def test_every_dataset_matches_a_registered_format():
+    assert list(FORMATS) == ["idx", "cifar10-python", "lfw-tgz", "celeba-zip", "pix2pix-tgz", "cyclegan-zip",
+                             "mnistm-pkl"]
+    for source in DATASETS.values():
+        assert dataset_format(source) is FORMATS[source.format]
+
+
+@pytest.mark.parametrize("dataset, change, message", [
+    ("mnist", {"format": "png-folder"}, r"dataset 'mnist': unknown format 'png-folder'; known: idx, cifar10-python, "
+                                        r"lfw-tgz, celeba-zip, pix2pix-tgz, cyclegan-zip, mnistm-pkl$"),
+    ("mnist", {"layout": "paired"}, r"format idx reads plain datasets, but its layout is 'paired'"),
+    ("facades", {"input_half": None}, r"input_half must be one of left, right exactly for side-by-side pairs "
+                                      r"\(format pix2pix-tgz\), got None"),
+    ("mnist", {"input_half": "left"}, r"input_half must be one of left, right exactly"),
+    ("lfw", {"test_fraction": None}, r"test_fraction must be set exactly for the formats without an official "
+                                     r"test split \(lfw-tgz\), got None"),
+])
+def test_dataset_not_matching_its_format_is_one_clear_error(tmp_path, dataset, change, message):
+    source = dataclasses.replace(DATASETS[dataset], **change)
+    with pytest.raises(ValueError, match=message):
+        open_raw(source, tmp_path, default_preprocessing(dataset))
+
+
+def test_a_format_is_registered_once():
+    twice = (r"format 'idx' is registered twice: by genlab\.data\.formats\._read_idx_dataset "
+             r"and by .*test_a_format_is_registered_once\.<locals>\.reader$")
+    with pytest.raises(ValueError, match=twice):
+        @register_format("idx")
+        def reader(source, raw_dir, prep):
+            yield {}
+    assert FORMATS["idx"].read.__name__ == "_read_idx_dataset"
+
+
+def test_the_registry_stays_light():
+    """The params check and the download stage import the dataset registry, not the readers."""
+    code = ("import sys, genlab.config, genlab.data.sources, genlab.data.download; "
+            "print(sorted({'numpy', 'PIL', 'genlab.data.formats'} & set(sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 def test_missing_raw_file_says_download(tmp_path):

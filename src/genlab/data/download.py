@@ -49,14 +49,13 @@ from urllib.parse import urlencode, urljoin
 from tqdm import tqdm
 
 from genlab.schema import ParamsError
-from genlab.data.sources import DatasetSource, RemoteFile, UnknownDatasetError, dataset_source
+from genlab.data.sources import RECORDED_SUMS, DatasetSource, RemoteFile, UnknownDatasetError, dataset_source
 from genlab.errors import GenlabError
 from genlab.io import atomic_path, cache_dir, file_digest, write_bytes_atomic, write_json_atomic
 
 ENV_MIRROR = "GENLAB_DATA_MIRROR"
 GDRIVE_URL = "https://drive.google.com/uc"  # tests point it at a local server
 GDRIVE_QUOTA_TEXT = "Too many users have viewed or downloaded this file recently"
-APT_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}  # datasets Debian packages into a local directory
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -65,7 +64,6 @@ _MAX_PAGE = 1 << 20     # an HTML answer larger than this is not one of Drive's 
 _GDRIVE_PAGES = 3       # confirm pages followed before giving up
 _HEX_DIGITS = {"md5": 32, "sha256": 64}
 _CHECKSUM = re.compile(r"(md5|sha256):([0-9a-fA-F]+)")
-RECORDED_SUMS = "SHA256SUMS"  # in the output directory: digests recorded for files without a published one
 _ZIP_MAGIC = b"PK\x03\x04"
 
 T = TypeVar("T")
@@ -175,7 +173,7 @@ def download_dataset(name: str, out_dir: Path, *,
         except _AllFailed as exc:
             failures.append(_Failure(role, remote, exc.reasons, record))
     if failures:
-        raise DownloadError(_failure_message(name, failures))
+        raise DownloadError(_failure_message(dataset, failures))
     for target, entry in ready.items():
         _place(entry, target)
     if unpublished:
@@ -641,7 +639,8 @@ def _log(message: str) -> None:
     print(f"[genlab.data] {message}", file=sys.stderr, flush=True)
 
 
-def _failure_message(dataset: str, failures: list[_Failure]) -> str:
+def _failure_message(source: DatasetSource, failures: list[_Failure]) -> str:
+    dataset = source.name
     lines = [f"could not obtain {len(failures)} file(s) of dataset {dataset!r}; nothing was written "
              f"to the output directory"]
     for failure in failures:
@@ -662,6 +661,6 @@ def _failure_message(dataset: str, failures: list[_Failure]) -> str:
     wanted = ", ".join(failure.remote.remote for failure in failures)
     fix = (f"To fix: set {ENV_MIRROR} (or params datasets.{dataset}.source) to a directory or "
            f"http(s) base URL holding {wanted}")
-    if dataset in APT_PACKAGES:
-        fix += f", or `apt-get install {APT_PACKAGES[dataset]}` (searched first)"
+    if source.apt_package:
+        fix += f", or `apt-get install {source.apt_package}` (searched first)"
     return "\n".join([*lines, fix + "."])

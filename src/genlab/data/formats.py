@@ -1,21 +1,13 @@
-"""One reader per `DatasetSource.format`: the raw files in data/raw/<dataset>/ as images per split.
+"""The dataset formats: one reader per `DatasetSource.format`, registered with `@register_format`.
 
-Each reader yields {"train": RawSplit, "test": RawSplit} from a context manager (CelebA keeps
-its zip open while the images stream out). A split's images come in the order they are packed,
-which never depends on the order of the members inside an archive:
-- idx: the IDX files' order (MNIST's .gz files are read as they are: `read_idx` un-gzips);
-- cifar10-python: data_batch_1..5, then test_batch, each in its own order;
-- lfw-tgz: sorted by member name; the test split is the `test_fraction` of identities whose
-  name hashes below it, so nobody is in both splits and the split never depends on the archive;
-- celeba-zip: sorted by file name, split by list_eval_partition.txt (0 train, 2 test; 1 unused);
-- pix2pix-tgz: `<dataset>/<folder>/<n>.jpg` pairs side by side (A | B), in natural order of the
-  file names (1, 2, ..., 10); `images` and `inputs` are the two halves of the same files, as the
-  registry's `input_half` says, so row i of one pairs with row i of the other;
-- cyclegan-zip: `<dataset>/<folder>A/` (inputs) and `<dataset>/<folder>B/` (images), unpaired,
-  each in natural order of the file names;
-- mnistm-pkl: keras_mnistm.pkl.gz's `train` and `test` arrays in their order (MNIST's), labelled
-  by MNIST's label files row for row.
-Splits come from the archive's folders named by the registry (`DatasetSource.folder`).
+A reader turns the raw files in data/raw/<dataset>/ into images per split: it is a generator of
+(source, raw_dir, prep) that yields {"train": RawSplit, "test": RawSplit} once, run as a context
+manager (CelebA keeps its zip open while the images stream out). Its registration is the one place
+a format is declared: its name, and what every dataset of the format declares to match it (layout,
+`input_half`, `test_fraction`); `FORMATS` is the registry. A split's images come in the order they
+are packed, which never depends on the order of the members inside an archive; each reader's
+docstring says which order that is. Splits come from the archive's folders named by the registry
+(`DatasetSource.folder`).
 """
 from __future__ import annotations
 
@@ -33,7 +25,7 @@ import numpy as np
 from genlab.data.archives import SafeZip, iter_members, read_compressed
 from genlab.data.idx import read_idx
 from genlab.data.preprocess import Half, Payload, PreprocessingError
-from genlab.data.sources import HALVES, DatasetSource, Preprocessing, RemoteFile
+from genlab.data.sources import DATASETS, HALVES, LAYOUTS, RECORDED_SUMS, DatasetSource, Preprocessing, RemoteFile
 from genlab.errors import GenlabError
 
 SPLITS = ("train", "test")
@@ -50,7 +42,6 @@ _CELEBA_PARTITIONS = (0, 1, 2)
 _IMAGE_MEMBER = re.compile(r"(?P<root>[^/]+)/(?P<folder>[^/]+)/(?P<file>[^/]+\.(?:jpe?g|png))", re.IGNORECASE)
 _CYCLEGAN_DOMAINS = {"inputs": "A", "images": "B"}
 _MNISTM_SHAPE = (28, 28, 3)
-RECORDED_SUMS = "SHA256SUMS"  # written by the download stage for files without a published checksum
 
 
 class RawDataError(GenlabError):
@@ -74,12 +65,74 @@ class RawSplit:
 
 
 RawSplits = dict[str, RawSplit]
+Reader = Callable[[DatasetSource, Path, Preprocessing], ContextManager[RawSplits]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered format: its reader, and what each dataset of the format must declare to match it."""
+
+    name: str
+    read: Reader
+    layout: str     # what the reader yields (one of LAYOUTS), so the datasets' `layout`
+    halves: bool    # side-by-side pairs: the datasets name the half packed as `inputs` (`input_half`)
+    held_out: bool  # no official test split: the datasets hold out `test_fraction` of the identities
+
+
+FORMATS: dict[str, Format] = {}  # name -> Format, in registration order: the readers below
+
+
+def register_format(name: str, *, layout: str = "plain", halves: bool = False,
+                    held_out: bool = False) -> Callable[[Callable[..., Iterator[RawSplits]]], Reader]:
+    """Register the decorated generator as the reader of format `name`, run as a context manager.
+
+    `layout`, `halves` and `held_out` are what the format asks of its datasets (see `Format`); a name
+    registered twice, or an unknown layout, is a ValueError.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"format {name!r}: unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+
+    def decorator(read: Callable[..., Iterator[RawSplits]]) -> Reader:
+        if name in FORMATS:
+            raise ValueError(f"format {name!r} is registered twice: by {_qualified(FORMATS[name].read)} "
+                             f"and by {_qualified(read)}")
+        reader = contextlib.contextmanager(read)
+        FORMATS[name] = Format(name, reader, layout, halves, held_out)
+        return reader
+    return decorator
+
+
+def _qualified(function: Callable) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def dataset_format(source: DatasetSource) -> Format:
+    """The registered format of `source`; a ValueError names what the dataset declares that does not match it."""
+    fmt = FORMATS.get(source.format)
+    if fmt is None:
+        raise ValueError(f"dataset {source.name!r}: unknown format {source.format!r}; known: {', '.join(FORMATS)}")
+    if source.layout != fmt.layout:
+        raise ValueError(f"dataset {source.name!r}: format {fmt.name} reads {fmt.layout} datasets, "
+                         f"but its layout is {source.layout!r}")
+    if (source.input_half is not None) != fmt.halves or source.input_half not in (None, *HALVES):
+        raise ValueError(f"dataset {source.name!r}: input_half must be one of {', '.join(HALVES)} exactly "
+                         f"for side-by-side pairs (format {_names('halves')}), got {source.input_half!r}")
+    if (source.test_fraction is not None) != fmt.held_out:
+        raise ValueError(f"dataset {source.name!r}: test_fraction must be set exactly for the formats "
+                         f"without an official test split ({_names('held_out')}), got {source.test_fraction}")
+    return fmt
+
+
+def _names(flag: str) -> str:
+    """The formats whose `flag` (halves, held_out) is set."""
+    return ", ".join(fmt.name for fmt in FORMATS.values() if getattr(fmt, flag))
 
 
 def open_raw(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> ContextManager[RawSplits]:
     """The dataset's splits, read from `raw_dir` by the reader of `source.format`."""
-    _check_split_rule(source, prep)
-    return _READERS[source.format](source, Path(raw_dir), prep)
+    fmt = dataset_format(source)
+    _check_split_rule(source, fmt, prep)
+    return fmt.read(source, Path(raw_dir), prep)
 
 
 def raw_file(source: DatasetSource, raw_dir: Path, role: str) -> Path:
@@ -136,8 +189,9 @@ def held_out(identity: str, test_fraction: float) -> bool:
 
 
 # --------------------------------------------------------------------------- idx
-@contextlib.contextmanager
+@register_format("idx")
 def _read_idx_dataset(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """Images and labels in the IDX files' order (MNIST's .gz files are read as they are: `read_idx` un-gzips)."""
     splits = {}
     for split in SPLITS:
         images_path, labels_path = (raw_file(source, raw_dir, f"{split}_{kind}") for kind in ("images", "labels"))
@@ -159,8 +213,9 @@ def _idx_array(path: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- cifar10-python
-@contextlib.contextmanager
+@register_format("cifar10-python")
 def _read_cifar10(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """data_batch_1..5, then test_batch, each in its own order."""
     archive = raw_file(source, raw_dir, "archive")
     batches = _cifar_pickles(archive, _total_limit(source.files["archive"], archive))
     label_names = [name.decode() for name in batches[_CIFAR_META].get(b"label_names", [])]
@@ -233,8 +288,10 @@ def _cifar_batch(archive: Path, name: str, batch: dict) -> tuple[np.ndarray, np.
 
 
 # --------------------------------------------------------------------------- lfw-tgz
-@contextlib.contextmanager
+@register_format("lfw-tgz", held_out=True)
 def _read_lfw(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """Sorted by member name; the test split is the `test_fraction` of identities whose name hashes below
+    it, so nobody is in both splits and the split never depends on the archive."""
     archive = raw_file(source, raw_dir, "archive")
     limit = _total_limit(source.files["archive"], archive)
     files = {name: data for name, data in iter_members(archive, max_total_bytes=limit) if _LFW_MEMBER.fullmatch(name)}
@@ -255,8 +312,9 @@ def _popping(files: dict[str, bytes], names: list[str]) -> Iterator[tuple[str, P
 
 
 # --------------------------------------------------------------------------- celeba-zip
-@contextlib.contextmanager
+@register_format("celeba-zip")
 def _read_celeba(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """Sorted by file name, split by list_eval_partition.txt (0 train, 2 test; 1 unused)."""
     archive = raw_file(source, raw_dir, "archive")
     partition_path = raw_file(source, raw_dir, "partition")
     partition = _celeba_partition(partition_path)
@@ -294,8 +352,11 @@ def _same_files(archive: Path, in_archive: set[str], listing: Path, listed: set[
 
 
 # --------------------------------------------------------------------------- pix2pix-tgz
-@contextlib.contextmanager
+@register_format("pix2pix-tgz", layout="paired", halves=True)
 def _read_pix2pix(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """`<dataset>/<folder>/<n>.jpg` pairs side by side (A | B), in natural order of the file names
+    (1, 2, ..., 10); `images` and `inputs` are the two halves of the same files, as the registry's
+    `input_half` says, so row i of one pairs with row i of the other."""
     archive = raw_file(source, raw_dir, "archive")
     folders = {split: source.folder(split) for split in SPLITS}
     files: dict[str, bytes] = {}
@@ -314,8 +375,10 @@ def _read_pix2pix(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> 
 
 
 # --------------------------------------------------------------------------- cyclegan-zip
-@contextlib.contextmanager
+@register_format("cyclegan-zip", layout="two-domain")
 def _read_cyclegan(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """`<dataset>/<folder>A/` (inputs) and `<dataset>/<folder>B/` (images), unpaired, each in natural
+    order of the file names."""
     archive = raw_file(source, raw_dir, "archive")
     folders = {(split, role): f"{source.folder(split)}{domain}"
                for split in SPLITS for role, domain in _CYCLEGAN_DOMAINS.items()}
@@ -355,8 +418,10 @@ def _folders_rule(source: DatasetSource, folders: dict) -> str:
 
 
 # --------------------------------------------------------------------------- mnistm-pkl
-@contextlib.contextmanager
+@register_format("mnistm-pkl")
 def _read_mnistm(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> Iterator[RawSplits]:
+    """keras_mnistm.pkl.gz's `train` and `test` arrays in their order (MNIST's), labelled by MNIST's
+    label files row for row."""
     archive = raw_file(source, raw_dir, "archive")
     arrays = _unpickle(str(archive), read_compressed(archive, max_bytes=_total_limit(source.files["archive"], archive)),
                        "an MNIST-M pickle (a dict of uint8 image arrays)")
@@ -374,21 +439,9 @@ def _read_mnistm(source: DatasetSource, raw_dir: Path, prep: Preprocessing) -> I
 
 
 # --------------------------------------------------------------------------- shared
-_READERS: dict[str, Callable[[DatasetSource, Path, Preprocessing], ContextManager[RawSplits]]] = {
-    "idx": _read_idx_dataset,
-    "cifar10-python": _read_cifar10,
-    "lfw-tgz": _read_lfw,
-    "celeba-zip": _read_celeba,
-    "pix2pix-tgz": _read_pix2pix,
-    "cyclegan-zip": _read_cyclegan,
-    "mnistm-pkl": _read_mnistm,
-}
-_HELD_OUT_FORMATS = ("lfw-tgz",)  # formats without an official test split
-
-
-def _check_split_rule(source: DatasetSource, prep: Preprocessing) -> None:
+def _check_split_rule(source: DatasetSource, fmt: Format, prep: Preprocessing) -> None:
     """`test_fraction` must be set exactly for the datasets without an official test split."""
-    if source.format in _HELD_OUT_FORMATS:
+    if fmt.held_out:
         if prep.test_fraction is None or not 0 < prep.test_fraction < 1:
             raise PreprocessingError(f"dataset {source.name!r} has no official test split: test_fraction "
                                      f"must be in (0, 1), got {prep.test_fraction}")
@@ -424,3 +477,7 @@ def _require_nonempty(where: Path, names: dict, rule: str) -> None:
 def _total_limit(remote: RemoteFile, path: Path) -> int:
     """Twice the archive's known size (or its size on disk), so a decompression bomb is refused early."""
     return 2 * max(remote.size or 0, path.stat().st_size, _MIN_ARCHIVE_LIMIT)
+
+
+for _source in DATASETS.values():  # registered before the readers were: checked now that they are
+    dataset_format(_source)

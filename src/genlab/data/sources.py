@@ -27,10 +27,10 @@ from genlab.errors import InputError
 
 CHECKSUM_ALGORITHMS = ("md5", "sha256")
 CHECKSUM_SCOPES = ("content", "file")
-FORMATS = ("idx", "cifar10-python", "lfw-tgz", "celeba-zip", "pix2pix-tgz", "cyclegan-zip", "mnistm-pkl")
 LAYOUTS = ("plain", "paired", "two-domain")
 HALVES = ("left", "right")
 RESAMPLE_FILTERS = ("nearest", "box", "bilinear", "bicubic", "lanczos")
+RECORDED_SUMS = "SHA256SUMS"  # in data/raw/<dataset>/: the sha256 of the first download of each unpublished file
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class RemoteFile:
 class DatasetSource:
     name: str
     files: dict[str, RemoteFile]       # role -> file
-    format: str                        # how pack reads the raw files (one of FORMATS)
+    format: str                        # how pack reads the raw files (a name in genlab.data.formats.FORMATS)
     channels: int                      # channels of the packed images (1 or 3)
     side: int                          # default side of the packed images (params: datasets.<name>.side)
     licence: str                       # printed at download, listed in docs/datasets.md
@@ -75,6 +75,7 @@ class DatasetSource:
     layout: str = "plain"              # plain | paired | two-domain (one of LAYOUTS)
     split_folders: tuple[tuple[str, str], ...] = ()  # (packed split, the archive's folder), where they differ
     input_half: str | None = None      # paired side-by-side images: the half (left | right) packed as `inputs`
+    apt_package: str | None = None     # a Debian package that installs the files into one of `local_dirs`
 
     @property
     def paired(self) -> bool | None:
@@ -116,8 +117,9 @@ DATASETS: dict[str, DatasetSource] = {}
 
 
 def register_dataset(source: DatasetSource) -> DatasetSource:
-    if source.format not in FORMATS:
-        raise ValueError(f"dataset {source.name!r}: unknown format {source.format!r}; known: {', '.join(FORMATS)}")
+    """Add `source` to DATASETS; a bad checksum kind or layout is a ValueError. Its format, and what the
+    format asks of it (layout, input_half, test_fraction), are checked by genlab.data.formats when the
+    readers are loaded (`dataset_format`): this module stays free of their imports."""
     for remote in source.files.values():
         if remote.algorithm not in CHECKSUM_ALGORITHMS or remote.scope not in CHECKSUM_SCOPES:
             raise ValueError(f"dataset {source.name!r}, file {remote.name}: bad checksum kind "
@@ -127,10 +129,6 @@ def register_dataset(source: DatasetSource) -> DatasetSource:
                              f"checksum is recorded by its sha256 as published (algorithm sha256, scope file)")
     if source.layout not in LAYOUTS:
         raise ValueError(f"dataset {source.name!r}: unknown layout {source.layout!r}; known: {', '.join(LAYOUTS)}")
-    if (source.input_half is not None) != (source.format == "pix2pix-tgz") or \
-            source.input_half not in (None, *HALVES):
-        raise ValueError(f"dataset {source.name!r}: input_half must be one of {', '.join(HALVES)} exactly "
-                         f"for side-by-side pairs (format pix2pix-tgz), got {source.input_half!r}")
     DATASETS[source.name] = source
     return source
 
@@ -168,6 +166,7 @@ register_dataset(DatasetSource(
         "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion",
     ),
     local_dirs=("/usr/share/datasets/fashion-mnist",),
+    apt_package="dataset-fashion-mnist",
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     channels=1, side=28,
@@ -247,7 +246,7 @@ register_dataset(DatasetSource(
 
 # --------------------------------------------------------------------------- image-to-image (PyTorch-GAN)
 _NO_CHECKSUM = ("The publisher gives no checksum: the download stage records the sha256 of the first "
-                "download (in the download cache and data/raw/{name}/SHA256SUMS) and refuses a later "
+                "download (in the download cache and data/raw/{name}/" + RECORDED_SUMS + ") and refuses a later "
                 "download that differs; pin one with datasets.{name}.download.checksums.")
 _PIX2PIX_URLS = ("https://efrosgans.eecs.berkeley.edu/pix2pix/datasets",
                  "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/datasets")  # PyTorch-GAN's script
