@@ -21,6 +21,7 @@ from tqdm import tqdm
 from genlab.data.hdf5 import read_info, read_split
 # load_classifier and predict live with the network (the train stage scores with them) and are re-exported here
 from genlab.classifier_net import PENULTIMATE_DIM, SmallCNN, load_classifier, predict  # noqa: F401
+from genlab.objectives.optim import adam, optimizer_step
 from genlab.torch_io import save_torch_atomic
 
 CLASSIFIER_EXTRACTOR = "genlab-classifier"
@@ -33,7 +34,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, epochs
     """A SmallCNN trained on uint8 images x (N, C, H, W) and int64 labels y, on x's device (seeded)."""
     torch.manual_seed(seed)
     model = SmallCNN(x.shape[1], x.shape[2], num_classes).to(x.device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = adam(model.parameters(), lr, betas=(0.9, 0.999))  # PyTorch's default betas
     shuffle = torch.Generator().manual_seed(seed)
     batch_size = min(batch_size, len(x))
     steps = len(x) // batch_size
@@ -46,9 +47,7 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, epochs
                 idx = order[i * batch_size:(i + 1) * batch_size]
                 _, logits = model(x[idx])
                 loss = F.cross_entropy(logits, y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimizer_step(opt, loss)
                 bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{bar.n * batch_size / (time.perf_counter() - start):.0f}")
     return model

@@ -17,6 +17,7 @@ from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscrim
                                     conv_shape_problem)
 from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wgan_gp_penalty
 from genlab.objectives.noise import batch_draw
+from genlab.objectives.optim import optimizer_step, rmsprop
 
 ARCHS = ("mlp", "conv")
 
@@ -87,8 +88,7 @@ class AdversarialModel(GenerativeModel):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if self.hp.get("optimizer") == "rmsprop":
-            return {"g": torch.optim.RMSprop(self.G.parameters(), lr=self.spec.lr),
-                    "d": torch.optim.RMSprop(self.D.parameters(), lr=self.spec.lr)}
+            return {"g": rmsprop(self.G.parameters(), self.spec.lr), "d": rmsprop(self.D.parameters(), self.spec.lr)}
         return {"g": self.adam(self.G.parameters()), "d": self.adam(self.D.parameters())}
 
     def random_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
@@ -119,18 +119,14 @@ class AdversarialModel(GenerativeModel):
             gp = wgan_gp_penalty(critic, x, fake) if self.hp["penalty"] == "wgan_gp" else dragan_penalty(critic, x)
             loss_d = loss_d + self.hp["gp_weight"] * gp
             metrics["gradient_penalty"] = gp.detach()
-        optimizers["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        optimizers["d"].step()
+        optimizer_step(optimizers["d"], loss_d)
         if self.hp["clip_value"] is not None:
             clip_weights_(self.D, self.hp["clip_value"])
 
         # -- generator, every n_critic steps
         if update_g:
             loss_g = self.loss.g_loss(self.D(fake_g, fake_labels).float())
-            optimizers["g"].zero_grad(set_to_none=True)
-            loss_g.backward()
-            optimizers["g"].step()
+            optimizer_step(optimizers["g"], loss_g)
             self._last_loss_g = loss_g.detach()
 
         metrics.update(

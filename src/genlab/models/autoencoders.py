@@ -23,6 +23,7 @@ from genlab.models.base import BETAS, GenerativeModel, TrainingData, register_mo
 from genlab.models.networks import MLPDiscriminator
 from genlab.objectives import ADVERSARIAL_LOSSES, gaussian_kl, reconstruction_bce, reparameterize
 from genlab.objectives.noise import draw_like
+from genlab.objectives.optim import optimizer_step
 
 #: The widest map the encoder flattens into its Dense layer (module docstring).
 MAX_MAP_SIDE = 16
@@ -115,7 +116,7 @@ class _ConvAutoencoder(GenerativeModel):
         return f"{problem}; pack the dataset at an even side (its `side` under `datasets:`)" if problem else None
 
     def configure_optimizers(self):
-        return {"ae": torch.optim.Adam(self.parameters(), lr=self.spec.lr, betas=tuple(self.hp["betas"]))}
+        return {"ae": self.adam(self.parameters())}
 
     def _labels(self, y):
         return y if self.conditional else None
@@ -148,9 +149,7 @@ class Autoencoder(_ConvAutoencoder):
 
     def training_step(self, x, y, optimizers, step):
         recon = reconstruction_bce(self.decoder(self.encoder(x)), x)
-        optimizers["ae"].zero_grad(set_to_none=True)
-        recon.backward()
-        optimizers["ae"].step()
+        optimizer_step(optimizers["ae"], recon)
         return {"loss": recon.detach(), "recon": recon.detach()}
 
     @torch.no_grad()
@@ -189,9 +188,7 @@ class VAE(_ConvAutoencoder):
         recon = reconstruction_bce(self.decoder(reparameterize(mu, log_var), self._labels(y)), x)
         kl = gaussian_kl(mu, log_var)
         loss = recon + self.hp["kl_weight"] * kl
-        optimizers["ae"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["ae"].step()
+        optimizer_step(optimizers["ae"], loss)
         return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
 
 
@@ -246,17 +243,13 @@ class AdversarialAutoencoder(GenerativeModel):
         adv = self.bce.g_loss(self.latent_critic(z).float())
         w = self.hp["adv_weight"]
         loss = (1 - w) * recon + w * adv
-        optimizers["ae"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["ae"].step()
+        optimizer_step(optimizers["ae"], loss)
 
         prior = draw_like(torch.randn, z)
         real_out = self.latent_critic(prior).float()
         fake_out = self.latent_critic(z.detach()).float()
         loss_d = 0.5 * self.bce.d_loss(real_out, fake_out)
-        optimizers["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        optimizers["d"].step()
+        optimizer_step(optimizers["d"], loss_d)
         return {"loss": loss.detach(), "recon": recon.detach(), "adv_latent": adv.detach(),
                 "loss_d": loss_d.detach(), "real_score": torch.sigmoid(real_out).mean().detach(),
                 "fake_score": torch.sigmoid(fake_out).mean().detach()}

@@ -15,6 +15,7 @@ from torch import nn
 
 from genlab.schema import Field
 from genlab.objectives.noise import batch_draw
+from genlab.objectives.optim import adam
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -199,7 +200,7 @@ class GenerativeModel(nn.Module):
         return ((x + 1) / 2).clamp(0, 1) if self.symmetric_pixels else x.clamp(0, 1)
 
     def adam(self, params, betas_key: str = "betas") -> torch.optim.Adam:
-        return torch.optim.Adam(params, lr=self.spec.lr, betas=tuple(self.hp.get(betas_key, (0.5, 0.999))))
+        return adam(params, self.spec.lr, self.hp.get(betas_key, (0.5, 0.999)))
 
 
 LATENT = Field(int, 100, positive=True, help="size of the latent vector z")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from genlab.models.adversarial import AdversarialModel, network_fields
 from genlab.schema import Field
 from genlab.models.base import register_model
+from genlab.objectives.optim import optimizer_step
 from genlab.models.networks import ConvDiscriminator, ConvGenerator, LabelledGenerator
 
 
@@ -45,15 +46,11 @@ class ACGAN(AdversarialModel):
         real_adv, real_cls = self._split(self.D(x))
         fake_adv, fake_cls = self._split(self.D(fake_g.detach()))
         loss_d = self.loss.d_loss(real_adv, fake_adv) + F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, fake_labels)
-        optimizers["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        optimizers["d"].step()
+        optimizer_step(optimizers["d"], loss_d)
 
         adv, cls = self._split(self.D(fake_g))
         loss_g = self.loss.g_loss(adv) + F.cross_entropy(cls, fake_labels)
-        optimizers["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        optimizers["g"].step()
+        optimizer_step(optimizers["g"], loss_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "real_score": torch.sigmoid(real_adv.detach()).mean(),
                 "fake_score": torch.sigmoid(fake_adv.detach()).mean(),
@@ -107,15 +104,11 @@ class SGAN(AdversarialModel):
         _, log_real_on_real = self._log_p_fake(real_logits)
         log_fake_on_fake, _ = self._log_p_fake(fake_logits)
         loss_d = supervised - log_real_on_real[k:].sum() / n - log_fake_on_fake.mean()
-        optimizers["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        optimizers["d"].step()
+        optimizer_step(optimizers["d"], loss_d)
 
         _, log_real_on_gen = self._log_p_fake(self.D(fake_g))
         loss_g = -log_real_on_gen.mean()
-        optimizers["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        optimizers["g"].step()
+        optimizer_step(optimizers["g"], loss_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "real_score": log_real_on_real.detach().exp().mean(),
                 "fake_score": (1 - log_fake_on_fake.detach().exp()).mean(),

@@ -22,6 +22,7 @@ from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, S
                                           halvings)
 from genlab.objectives import ADVERSARIAL_LOSSES
 from genlab.objectives.noise import batch_draw
+from genlab.objectives.optim import optimizer_step, rmsprop
 
 LS = ADVERSARIAL_LOSSES["least_squares"]
 GRID_COLUMNS = 8  # examples per row of a translation grid
@@ -37,12 +38,6 @@ def _init_normal(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-
-
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 
 class TranslationModel(GenerativeModel):
@@ -175,11 +170,11 @@ class Pix2Pix(TranslationModel):
         pred_fake = self.D(torch.cat([a, fake], 1)).float()
         loss_pixel = F.l1_loss(fake.float(), b.float())
         loss_g = LS.g_loss(pred_fake) + self.hp["lambda_pixel"] * loss_pixel
-        _step(optimizers["g"], loss_g)
+        optimizer_step(optimizers["g"], loss_g)
         real_out = self.D(torch.cat([a, b], 1)).float()
         fake_out = self.D(torch.cat([a, fake.detach()], 1)).float()
         loss_d = LS.d_loss(real_out, fake_out)
-        _step(optimizers["d"], loss_d)
+        optimizer_step(optimizers["d"], loss_d)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_pixel": loss_pixel.detach(),
                 **gan_metrics(real_out, fake_out)}
 
@@ -220,13 +215,13 @@ class TwoWayModel(TranslationModel):
         adversarial = (LS.g_loss(self.D_B(fake_b).float()) + LS.g_loss(self.D_A(fake_a).float())) / 2
         extra, parts = self.generator_losses(a, b, fake_a, fake_b)
         loss_g = adversarial + extra
-        _step(optimizers["g"], loss_g)
+        optimizer_step(optimizers["g"], loss_g)
         real_a, fake_a_out = self.D_A(a).float(), self.D_A(fake_a.detach()).float()
         loss_d_a = LS.d_loss(real_a, fake_a_out)
-        _step(optimizers["d_a"], loss_d_a)
+        optimizer_step(optimizers["d_a"], loss_d_a)
         real_b, fake_b_out = self.D_B(b).float(), self.D_B(fake_b.detach()).float()
         loss_d_b = LS.d_loss(real_b, fake_b_out)
-        _step(optimizers["d_b"], loss_d_b)
+        optimizer_step(optimizers["d_b"], loss_d_b)
         return {"loss_d": ((loss_d_a + loss_d_b) / 2).detach(), "loss_g": loss_g.detach(),
                 **gan_metrics(real_b, fake_b_out), **{k: v.detach() for k, v in parts.items()}}
 
@@ -312,7 +307,7 @@ class DualGAN(TwoWayModel):
 
     def configure_optimizers(self):
         generators = list(self.G_AB.parameters()) + list(self.G_BA.parameters())
-        rms = lambda params: torch.optim.RMSprop(params, lr=self.spec.lr)  # noqa: E731
+        rms = lambda params: rmsprop(params, self.spec.lr)  # noqa: E731
         return {"g": rms(generators), "d_a": rms(self.D_A.parameters()), "d_b": rms(self.D_B.parameters())}
 
     def training_step(self, x, y, optimizers, step):
@@ -324,14 +319,14 @@ class DualGAN(TwoWayModel):
         for name, critic, real, fake in (("a", self.D_A, a, fake_a), ("b", self.D_B, b, fake_b)):
             real_out, fake_out = critic(real).float(), critic(fake.detach()).float()
             loss = self.W.d_loss(real_out, fake_out)
-            _step(optimizers[f"d_{name}"], loss)
+            optimizer_step(optimizers[f"d_{name}"], loss)
             clip_weights_(critic, self.hp["clip_value"])
             outs[name] = (loss, real_out, fake_out)
         if update_g:
             rec = F.l1_loss(self.G_BA(fake_b), a) + F.l1_loss(self.G_AB(fake_a), b)
             loss_g = (self.W.g_loss(self.D_B(fake_b).float()) + self.W.g_loss(self.D_A(fake_a).float())
                       + self.hp["lambda_rec"] * rec)
-            _step(optimizers["g"], loss_g)
+            optimizer_step(optimizers["g"], loss_g)
             self._last_loss_g, self._last_loss_reconstruction = loss_g.detach(), rec.detach()
         loss_b, real_b, fake_b_out = outs["b"]
         return {"loss_d": ((outs["a"][0] + loss_b) / 2).detach(), "loss_g": self._last_loss_g,
@@ -424,10 +419,10 @@ class SRGAN(TranslationModel):
         fake = self.G(lr)
         loss_content = F.l1_loss(self._content(fake), self._content(hr).detach())
         loss_g = loss_content + self.hp["lambda_adv"] * LS.g_loss(self.D(fake).float())
-        _step(optimizers["g"], loss_g)
+        optimizer_step(optimizers["g"], loss_g)
         real_out, fake_out = self.D(hr).float(), self.D(fake.detach()).float()
         loss_d = LS.d_loss(real_out, fake_out)
-        _step(optimizers["d"], loss_d)
+        optimizer_step(optimizers["d"], loss_d)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_content": loss_content.detach(),
                 **gan_metrics(real_out, fake_out)}
 
@@ -487,10 +482,10 @@ class CCGAN(TranslationModel):
         masked_in, real = x
         fake = self.fill(masked_in)
         loss_g = LS.g_loss(self.D(fake).float())
-        _step(optimizers["g"], loss_g)
+        optimizer_step(optimizers["g"], loss_g)
         real_out, fake_out = self.D(real).float(), self.D(fake.detach()).float()
         loss_d = LS.d_loss(real_out, fake_out)
-        _step(optimizers["d"], loss_d)
+        optimizer_step(optimizers["d"], loss_d)
         loss_pixel = F.l1_loss(fake.detach().float(), real.float())  # tracked, not optimised
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_pixel": loss_pixel,
                 **gan_metrics(real_out, fake_out)}
@@ -551,10 +546,10 @@ class PixelDA(TranslationModel):
         logits_fake, logits_source = self.C(fake).float(), self.C(self._source_as_target(a)).float()
         loss_task = (F.cross_entropy(logits_fake, y) + F.cross_entropy(logits_source, y)) / 2
         loss_g = self.hp["lambda_adv"] * LS.g_loss(self.D(fake).float()) + self.hp["lambda_task"] * loss_task
-        _step(optimizers["g"], loss_g)
+        optimizer_step(optimizers["g"], loss_g)
         real_out, fake_out = self.D(b).float(), self.D(fake.detach()).float()
         loss_d = LS.d_loss(real_out, fake_out)
-        _step(optimizers["d"], loss_d)
+        optimizer_step(optimizers["d"], loss_d)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_task": loss_task.detach(),
                 "task_acc_source": (logits_source.argmax(1) == y).float().mean(),
                 "task_acc_translated": (logits_fake.argmax(1) == y).float().mean(),
