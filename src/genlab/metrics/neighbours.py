@@ -66,32 +66,72 @@ def _cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 MM_PAIRS = 4_000_000
 
 
-_RADII: dict[tuple[str, int], torch.Tensor] = {}  # (content digest, k) -> radii: a real set's, reused across seeds
+#: Every k-th-neighbour radius up to this k comes from one pass over a set (precision/recall's k = 3 and
+#: density/coverage's k = 5 share it): the k smallest distances of a row are the same floats whatever k.
+RADII_K = 5
+
+_RADII: dict[str, torch.Tensor] = {}  # content digest -> (N, max k) sorted radii: a real set's, reused across seeds
+
+
+def _digest(x: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha1(x.numpy().tobytes()).hexdigest() + str(tuple(x.shape))
 
 
 def _knn_radii(real: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest *other* point of the same set (self excluded).
 
-    Kept per process by the set's content (every seed of a model is scored against the same real set)."""
-    import hashlib
+    Kept per process by the set's content (every seed of a model is scored against the same real set), for
+    every k up to ``max(k, RADII_K)`` at once."""
+    key = _digest(real)
+    if key not in _RADII or _RADII[key].shape[1] < k:
+        _RADII[key] = _compute_knn_radii(real, min(max(k, RADII_K), len(real) - 1), every=True)
+    return _RADII[key][:, k - 1]
 
-    key = (hashlib.sha1(real.numpy().tobytes()).hexdigest() + str(tuple(real.shape)), int(k))
-    if key not in _RADII:
-        _RADII[key] = _compute_knn_radii(real, k)
-    return _RADII[key]
 
-
-def _compute_knn_radii(real: torch.Tensor, k: int) -> torch.Tensor:
-    n = len(real)
+def _compute_knn_radii(points: torch.Tensor, k: int, every: bool = False) -> torch.Tensor:
+    """Each point's distance to its k-th nearest other point; with ``every``, the (N, k) sorted distances to
+    its 1st..k-th."""
+    n = len(points)
     step = _rows_per_chunk(n)
-    out = torch.empty(n, dtype=torch.float64)
+    out = torch.empty((n, k), dtype=torch.float64)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        d = _cdist(real[start:stop], real)
+        d = _cdist(points[start:stop], points)
         rows = torch.arange(stop - start)
         d[rows, rows + start] = float("inf")  # exclude the point itself, not its duplicates
-        out[start:stop] = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, k - 1]
-    return out
+        out[start:stop] = torch.topk(d, k, dim=1, largest=False, sorted=True).values
+    return out if every else out[:, k - 1]
+
+
+# (fake, real) digests -> their distance matrix, the latest pairs within _FAKE_REAL_BYTES: density/coverage
+# reads what precision/recall computed for the same two sets (2000 x 10000 float64 is 160 MB)
+_FAKE_REAL: dict[str, torch.Tensor] = {}
+_FAKE_REAL_BYTES = 256 * 2**20
+
+
+def _fake_real_blocks(fake: torch.Tensor, real: torch.Tensor):
+    """(start, distance block of fake rows x every real point), block by block, the same blocks whichever
+    metric asks; a pair's whole matrix is kept while the kept ones fit in ``_FAKE_REAL_BYTES``."""
+    key = _digest(fake) + _digest(real)
+    step = _rows_per_chunk(len(real))
+    if key in _FAKE_REAL:
+        whole = _FAKE_REAL[key]
+        for start in range(0, len(fake), step):
+            yield start, whole[start:start + step]
+        return
+    keep = 8 * len(fake) * len(real) <= _FAKE_REAL_BYTES
+    blocks = []
+    for start in range(0, len(fake), step):
+        d = _cdist(fake[start:start + step], real)
+        if keep:
+            blocks.append(d)
+        yield start, d
+    if keep:
+        _FAKE_REAL[key] = torch.cat(blocks)
+        while sum(m.numel() * 8 for m in _FAKE_REAL.values()) > _FAKE_REAL_BYTES:
+            del _FAKE_REAL[next(iter(_FAKE_REAL))]  # the oldest pair
 
 
 # ------------------------------------------------------------------------------------ density / coverage
@@ -116,9 +156,8 @@ def density_coverage(fake, real, k: int = 5) -> dict:
     radii = _knn_radii(real_t, k)
     covered = torch.zeros(len(real_t), dtype=torch.bool)
     inside_total = 0
-    step = _rows_per_chunk(len(real_t))
-    for start in range(0, len(fake_t), step):
-        inside = _cdist(fake_t[start:start + step], real_t) < radii[None, :]  # (fake block, real)
+    for _, d in _fake_real_blocks(fake_t, real_t):
+        inside = d < radii[None, :]  # (fake block, real)
         inside_total += int(inside.sum())
         covered |= inside.any(dim=0)
 
@@ -148,9 +187,7 @@ def precision_recall(fake, real, k: int = 3) -> dict:
     real_radii, fake_radii = _knn_radii(real_t, k), _compute_knn_radii(fake_t, k)
     precise = torch.zeros(len(fake_t), dtype=torch.bool)
     recalled = torch.zeros(len(real_t), dtype=torch.bool)
-    step = _rows_per_chunk(len(real_t))
-    for start in range(0, len(fake_t), step):
-        d = _cdist(fake_t[start:start + step], real_t)  # (fake block, real)
+    for start, d in _fake_real_blocks(fake_t, real_t):  # (fake block, real)
         precise[start:start + len(d)] = (d <= real_radii[None, :]).any(dim=1)
         recalled |= (d <= fake_radii[start:start + len(d), None]).any(dim=0)
     return {"precision": float(precise.double().mean()), "recall": float(recalled.double().mean()),
