@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from genlab.schema import Field
-from genlab.models.base import LATENT, GenerativeModel, clip_weights_, init_dcgan_weights, register_model
+from genlab.models.base import LATENT, GenerativeModel, clip_weights_, init_normal_weights, register_model
 from genlab.models.networks import (ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator,
                                     conv_shape_problem)
 from genlab.objectives import ADVERSARIAL_LOSSES, PENALTIES, dragan_penalty, wgan_gp_penalty
@@ -57,7 +57,7 @@ class AdversarialModel(GenerativeModel):
         self.channels_last = self.hp["arch"] == "conv"
         self.loss = ADVERSARIAL_LOSSES[self.loss_name]
         self.G, self.D = self.build_networks()
-        self.apply(init_dcgan_weights)
+        self.apply(init_normal_weights)
         names = ["loss_d", "loss_g", "real_score", "fake_score"]
         if self.loss_name == "wasserstein":
             names.append("wasserstein_estimate")

@@ -207,13 +207,18 @@ LATENT = Field(int, 100, positive=True, help="size of the latent vector z")
 BETAS = Field(list, (0.5, 0.999), length=2, minimum=0.0, below=1.0, help="Adam betas")
 
 
-def init_dcgan_weights(module: nn.Module) -> None:
-    """N(0, 0.02) conv weights and N(1, 0.02) BatchNorm scales, as in Radford et al. (2015)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+def init_normal_weights(module: nn.Module, linear: bool = True) -> None:
+    """Radford et al. (2015)'s DCGAN initialisation, for ``model.apply``: N(0, 0.02) weights and zero biases
+    of conv layers (and of fully connected ones with ``linear``), N(1, 0.02) BatchNorm scales and zero
+    shifts. The noise-to-image models take it whole; the image-to-image scripts of the PyTorch-GAN
+    catalogue initialise their conv and BatchNorm2d layers only (``linear=False``)."""
+    weighted = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear) if linear else (nn.Conv2d, nn.ConvTranspose2d)
+    norms = (nn.BatchNorm2d, nn.BatchNorm1d) if linear else (nn.BatchNorm2d,)
+    if isinstance(module, weighted):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+    elif isinstance(module, norms):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 

@@ -17,7 +17,7 @@ from torch import nn
 from genlab.data.tasks import TaskConfig
 from genlab.schema import Field
 from genlab.data.tasks import to_target_geometry
-from genlab.models.base import BETAS, GenerativeModel, clip_weights_, register_model
+from genlab.models.base import BETAS, GenerativeModel, clip_weights_, init_normal_weights, register_model
 from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, SRResNet, TaskClassifier, UNet,
                                           halvings)
 from genlab.objectives import ADVERSARIAL_LOSSES
@@ -29,15 +29,8 @@ GRID_COLUMNS = 8  # examples per row of a translation grid
 WIDTH = Field(int, 64, positive=True, help="base channel count of the networks (paper: 64)")
 
 
-def _init_normal(module: nn.Module) -> None:
-    """N(0, 0.02) conv weights, as the catalogue's scripts initialise."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
+def _conv_init(module: nn.Module) -> None:
+    init_normal_weights(module, linear=False)  # the catalogue's scripts: conv and BatchNorm2d layers only
 
 
 class TranslationModel(GenerativeModel):
@@ -156,7 +149,7 @@ class Pix2Pix(TranslationModel):
         c_in, c_out, side = self.input_shape[0], image_shape[0], image_shape[1]
         self.G = UNet(c_in, c_out, side, self.hp["width"])
         self.D = PatchDiscriminator(c_in + c_out, side, self.hp["width"])
-        self.apply(_init_normal)
+        self.apply(_conv_init)
 
     def configure_optimizers(self):
         return {"g": self.adam(self.G.parameters()), "d": self.adam(self.D.parameters())}
@@ -192,7 +185,7 @@ class TwoWayModel(TranslationModel):
     def __init__(self, spec, image_shape, num_classes, input_shape=None):
         super().__init__(spec, image_shape, num_classes, input_shape)
         self.build()
-        self.apply(_init_normal)
+        self.apply(_conv_init)
 
     def configure_optimizers(self):
         generators = list(self.G_AB.parameters()) + list(self.G_BA.parameters())
@@ -370,7 +363,7 @@ class SRGAN(TranslationModel):
         factor = image_shape[1] // self.input_shape[1]
         self.G = SRResNet(self.input_shape[0], image_shape[0], factor, self.hp["width"], self.hp["residual_blocks"])
         self.D = PatchDiscriminator(image_shape[0], image_shape[1], self.hp["width"], norm="batch")
-        self.apply(_init_normal)
+        self.apply(_conv_init)
         self._features: list[nn.Module] = []  # not a submodule: frozen, never saved with the model
 
     def prepare(self, resources: Mapping[str, Any]) -> dict[str, str]:
@@ -460,7 +453,7 @@ class CCGAN(TranslationModel):
         c, side = image_shape[0], image_shape[1]
         self.G = UNet(c, c, side, self.hp["width"], dropout=0.0)
         self.D = PatchDiscriminator(c, side, self.hp["width"])
-        self.apply(_init_normal)
+        self.apply(_conv_init)
         self.register_buffer("mask", torch.zeros(1, 1, side, side))  # saved with the model
 
     def prepare(self, resources):
@@ -520,7 +513,7 @@ class PixelDA(TranslationModel):
         self.G = ResnetGenerator(c_in + 1, c_out, w, self.hp["residual_blocks"], downs=0)
         self.D = PatchDiscriminator(c_out, side, w)
         self.C = TaskClassifier(c_out, side, num_classes, w)
-        self.apply(_init_normal)
+        self.apply(_conv_init)
 
     def configure_optimizers(self):
         return {"g": self.adam(list(self.G.parameters()) + list(self.noise.parameters()) + list(self.C.parameters())),
