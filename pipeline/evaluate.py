@@ -58,22 +58,23 @@ def main(argv):
         print(f"{name} seed {seed}: {summary(records[seed])}")
     write_seed_records(Path(seeds_dir), records)
     aggregate = write_aggregate(Path(out), records, "training seeds", name)
-    runs = []
+    runs, first_grid = [], None
     for seed, record in records.items():
         run = TrainingRun.from_dir(seed_path(Path(model_dir), seed))
         run.set_tags({"genlab.sampled_checkpoint": params.sample["checkpoint"]})
         grid = seed_path(Path(grids), seed, ".png")
         run.log_artifact(grid, "samples")
         with Image.open(grid) as image:  # MLflow's image grid compares runs by this key
-            run.log_image(image.copy(), key="final_samples", step=0)
+            image = image.copy()
+        run.log_image(image, key="final_samples", step=0)
+        first_grid = first_grid or image
         run.log_metrics(mlflow_metrics(record), step=0)
         run.flush()
         for path in (seed_path(Path(seeds_dir), seed, ".json"), seed_path(Path(seeds_dir), seed, ".protocol.json")):
             run.log_artifact(path, "metrics")
         runs.append(run)
     parent = TrainingRun.from_dir(Path(model_dir))
-    with Image.open(seed_path(Path(grids), seeds[0], ".png")) as image:  # the model's row in the image grid
-        parent.log_image(image.copy(), key="final_samples", step=0)
+    parent.log_image(first_grid, key="final_samples", step=0)  # the model's row in the image grid
     parent.log_metrics(spread_metrics(aggregate), step=0)
     parent.flush()
     parent.log_artifact(Path(out), "metrics")

@@ -8,7 +8,6 @@ Then the Model Registry -> registry/<m>.json: every seed's last and best checkpo
 `<dataset or task>.<model>` with the aliases `last` and `best` on the first seed's (a checkpoint registered
 before keeps its version), and `champion` on each section's first-ranked model (its first seed's
 sample.checkpoint), taken off every other model of the section."""
-import json
 from pathlib import Path
 
 from genlab.cli import positional, run_stage
@@ -36,23 +35,26 @@ def main(argv):
                          report_dir=out,
                          ranking=ranking)
     log_to_parent_runs(entries, models, out)
+    tracking = tracking_enabled()
+    if tracking:
+        from genlab.serving.mlflow_model import register_entry
+
+        cl = registry.client()
     records = {}
     for entry in entries:
-        if not tracking_enabled():  # nothing to register into
+        if not tracking:  # nothing to register into
             records[entry.name] = {"registered_model": None, "versions": {}, "aliases": {}, "tracking": "off"}
         else:
-            from genlab.serving.mlflow_model import register_entry
-
             records[entry.name] = register_entry(entry.name, entry.dataset, models / entry.name,
-                                                 metrics / entry.name, entry.seeds, params.sample["batch_size"])
+                                                 metrics / entry.name, entry.seeds, params.sample["batch_size"], cl)
         record = records[entry.name]
         print(f"{record['registered_model']}: versions {record['versions']}, aliases {record['aliases']}")
-    for section, name in champions(frame).items() if tracking_enabled() else ():
+    for section, name in champions(frame).items() if tracking else ():
         record = records[name]
         first = record["versions"].get(str(params.seeds_of(name)[0]), {})
         version = first.get(params.sample["checkpoint"]) or first.get("last")
         if version is not None:
-            taken = registry.move_alias(registry.client(), section, "champion", record["registered_model"], version)
+            taken = registry.move_alias(cl, section, "champion", record["registered_model"], version)
             record["aliases"]["champion"] = version
             print(f"champion of {section}: models:/{record['registered_model']}@champion (version {version})"
                   + (f", taken from {', '.join(taken)}" if taken else ""))

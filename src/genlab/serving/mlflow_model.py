@@ -79,11 +79,12 @@ def seed_metadata(run, entry: str, seed: int, checkpoint: str, metrics_dir: Path
 
 
 def register_entry(entry: str, section: str, model_dir: Path, metrics_dir: Path, seeds,
-                   batch_size: int) -> dict[str, Any]:
+                   batch_size: int, cl=None) -> dict[str, Any]:
     """Log and register every seed's last and best checkpoint of models.<entry>; set `last` and `best` on the
-    first seed's. A checkpoint already registered from its run is kept (no second version)."""
+    first seed's. A checkpoint already registered from its run is kept (no second version). `cl`: the
+    MlflowClient to use (one made here by default)."""
     name = registry.registered_name(section, entry)
-    cl = registry.client()
+    cl = cl or registry.client()
     versions: dict[str, dict[str, str]] = {}
     for seed in seeds:
         run_dir = seed_path(model_dir, seed)
