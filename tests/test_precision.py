@@ -123,7 +123,7 @@ def test_more_processes_than_visible_gpus_are_refused_before_torchrun(monkeypatc
 
 
 def test_a_checkpoint_fingerprint_holds_what_auto_resolved_to_not_the_word(cuda_flags, monkeypatch):
-    from genlab.training.loop import fingerprint
+    from genlab.training.plan import fingerprint
 
     def fp(device, precision):
         params = parse_params({"train": {"device": device, "precision": precision}, "models": {"m": {"type": "gan"}}})

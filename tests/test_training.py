@@ -249,3 +249,28 @@ def test_with_tracking_off_training_runs_where_mlflow_is_not_installed(packed, t
     assert ((tmp_path / "off" / "models" / "m" / "model.pt").read_bytes()
             == (tmp_path / "on" / "models" / "m" / "model.pt").read_bytes())
     assert not (tmp_path / "off" / "models" / "m" / "mlflow_run.json").exists()
+
+
+def test_a_plan_counts_the_epoch_as_the_loader_does_before_the_data_is_loaded(packed, tmp_path):
+    """plan_training reads the epoch's rows from the file's shapes (data.epoch_rows): the same n that
+    open_train_data gives, for a split, a limited split and an unpaired task's smaller domain."""
+    import h5py
+    import numpy as np
+
+    from genlab.training.data import epoch_rows, open_train_data
+    from genlab.training.plan import plan_training
+
+    plan = plan_training(params_for({**DCGAN, "batch_size": 48, "steps_per_epoch": 2}), "m", 3, packed,
+                         tmp_path / "m", tmp_path / "m.csv")
+    data = open_train_data(packed, device=plan.device, **plan.loader)
+    assert (plan.n_images, plan.batch, plan.steps_per_epoch, plan.total_steps) == (data.n, 48, 2, 4)
+    assert plan.fingerprint(None) == plan.fingerprint({}) != plan.fingerprint({"features": "abc"})
+
+    unpaired = tmp_path / "unpaired.h5"
+    with h5py.File(unpaired, "w") as f:
+        f.attrs["paired"] = False
+        f.create_dataset("train/inputs", data=np.zeros((10, 1, 4, 4), np.uint8))
+        f.create_dataset("train/images", data=np.zeros((7, 1, 4, 4), np.uint8))
+    for limit in (None, 5, 8):
+        n = open_train_data(unpaired, limit=limit, device="cpu", memory_budget_bytes=1 << 20, shuffle_buffer=64).n
+        assert epoch_rows(unpaired, limit=limit) == n == min(7, limit or 7)

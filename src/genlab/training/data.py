@@ -156,6 +156,25 @@ def open_train_data(h5_path: str | Path, *, split: str = "train", limit: int | N
     return kind(source, torch.device(device), shuffle_buffer, block_rows)
 
 
+def epoch_rows(h5_path: str | Path, *, split: str = "train", limit: int | None = None) -> int:
+    """The rows an epoch draws from, as open_train_data counts them (its TrainData.n), read from the
+    file's shapes alone: the split's first `limit` rows; for an unpaired task, the smaller domain's."""
+    with h5py.File(h5_path, "r") as f:
+        return _epoch_rows(f, split, limit)
+
+
+def _epoch_rows(f: h5py.File, split: str, limit: int | None) -> int:
+    group = f[split]
+
+    def taken(dataset: str) -> int:
+        rows = group[dataset].shape[0]
+        return rows if limit is None else min(limit, rows)
+
+    if "inputs" not in group:
+        return taken("images")
+    return taken("inputs") if bool(f.attrs["paired"]) else min(taken("inputs"), taken("images"))
+
+
 def _probe(path: Path, split: str, limit: int | None) -> _SplitFile:
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
@@ -166,7 +185,7 @@ def _probe(path: Path, split: str, limit: int | None) -> _SplitFile:
         if images.ndim != 4 or images.dtype != np.uint8:
             raise ValueError(f"{path}: /{split}/images must be uint8 (N, C, H, W); "
                              f"got {images.dtype} {images.shape}")
-        n = images.shape[0] if limit is None else min(limit, images.shape[0])
+        n = _epoch_rows(f, split, limit)
         if n == 0:
             raise ValueError(f"{path}: /{split}/images holds no rows")
         chunk_rows = images.chunks[0] if images.chunks else None
@@ -228,12 +247,12 @@ class TaskTrainData(TrainData):
             inputs, images = group["inputs"][rows], group["images"][rows]
             input_labels = group["input_labels"][rows] if "input_labels" in group else None
             self.paired = bool(f.attrs["paired"])
+            n = _epoch_rows(f, split, limit)
         size = inputs.nbytes + images.nbytes
         if size > memory_budget_bytes:
             raise ValueError(f"{path}: the task's {split} split takes {size >> 20} MiB, more than "
                              f"data.memory_budget_mb ({memory_budget_bytes >> 20}); image-to-image tasks are held "
                              f"on the device: raise data.memory_budget_mb or set data.train_limit")
-        n = len(inputs) if self.paired else min(len(inputs), len(images))
         super().__init__(n, tuple(images.shape[1:]), input_labels is not None, device, shuffle_buffer, block_rows)
         self.input_shape = tuple(inputs.shape[1:])
         self.inputs, self.input_labels = _arrays_to_device(inputs, input_labels, device)

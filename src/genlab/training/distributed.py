@@ -78,11 +78,16 @@ def run_under_torchrun(nproc: int, argv: list[str]) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def process_device(ranks: Ranks, device: torch.device) -> torch.device:
+    """This process's device: on CUDA, the GPU of its local rank."""
+    return torch.device("cuda", ranks.local_rank) if device.type == "cuda" else device
+
+
 def start(ranks: Ranks, device: torch.device) -> torch.device:
     """Join the process group (NCCL on CUDA, gloo on CPU) and return this process's device."""
+    device = process_device(ranks, device)
     if device.type == "cuda":
-        torch.cuda.set_device(ranks.local_rank)
-        device = torch.device("cuda", ranks.local_rank)
+        torch.cuda.set_device(device)
     if ranks.parallel and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=ranks.rank, world_size=ranks.world)
     set_shard(ranks.rank, ranks.world)

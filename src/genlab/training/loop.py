@@ -1,6 +1,9 @@
 """The training loop, one for every model: data on the device, batches sliced, pluggable steps.
 
-The training split is loaded once from HDF5 as a uint8 tensor on the training device when it
+`train_model` resolves a plan (genlab.training.plan: the device, precision, epochs, batch, files...)
+from the params once, and `train` runs it top to bottom: build, resume, then epoch by epoch the
+steps, the metrics, the sample grid, the best checkpoint and the epoch's checkpoint; then the model
+file. The training split is loaded once from HDF5 as a uint8 tensor on the training device when it
 fits `data.memory_budget_mb`, and streams from the file in shuffled blocks otherwise; either way
 the batches are the same for the same seed (genlab.training.data), with no DataLoader and no
 per-sample Python or PIL work. A checkpoint is
@@ -14,37 +17,32 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
-import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
 
-from genlab.data.hdf5 import read_info
 from genlab.errors import GenlabError
 
 if TYPE_CHECKING:  # the composed params, duck-typed here (genlab.config sits above training)
     from genlab.config import Params
-from genlab.io import atomic_path, file_digest
+from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
 from genlab.models.files import BEST_FILE, MODEL_FILE, save_model_file
 from genlab.grid import grid_array
-from genlab.schema import flatten
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.tracking.mlflow_run import dataset_input
 from genlab.tracking.store import TrackingLost
-from genlab.training.data import open_train_data
+from genlab.training.data import TrainData, open_train_data
 from genlab.training import distributed
-from genlab.device import autocast, cuda_settings, resolve_device, resolve_precision
-from genlab.training.selection import Best, open_selector, own_random_state, scored_copy
-
-CHECKPOINT = "checkpoint.pt"
+from genlab.device import autocast, cuda_settings
+from genlab.training.plan import TrainPlan, plan_training
+from genlab.training.selection import Best, CheckpointSelector, open_selector, own_random_state, scored_copy
 
 
 class TrainingDiverged(GenlabError):
@@ -62,32 +60,278 @@ class TrainResult:
     kept: bool = False  # True: a finished run of these params was on disk and was kept, not retrained
 
 
+def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
+                classifier_path: Path | None = None, *, seed: int | None = None,
+                parent_run_id: str | None = None, leave_group: bool = True) -> TrainResult:
+    """Train one seed of models.<model_name> into out_dir (its first seed when `seed` is None), as a child
+    run of `parent_run_id` when given. A finished run of the same fingerprint already in out_dir is kept.
+    Under torchrun the process group is left at the end unless `leave_group` is false (more seeds follow)."""
+    ranks = distributed.current_ranks()
+    seed = params.seeds_of(model_name)[0] if seed is None else seed
+    try:
+        return train(plan_training(params, model_name, seed, data_path, out_dir, plots_path, classifier_path,
+                                   ranks=ranks, parent_run_id=parent_run_id))
+    finally:
+        if ranks.parallel and leave_group:
+            distributed.stop()
+
+
+def train(plan: TrainPlan) -> TrainResult:
+    """Train one seed as planned. Under torchrun every process runs this; rank 0 alone logs, scores and
+    writes files, and every epoch ends with all processes on rank 0's random state."""
+    ranks = plan.ranks
+    distributed.start(ranks, plan.device)
+    trainee = build(plan)
+    ckpt = read_checkpoint(plan.checkpoint_path, plan.model_name)
+    if ckpt is not None and _finished(ckpt, trainee.fingerprint, plan):  # e.g. a seed added beside this one
+        return keep_finished(plan, trainee, ckpt)
+    progress = resume(plan, trainee, ckpt)
+    run = open_run(plan, trainee, progress)
+    window = MetricWindow(trainee.model.metric_names, plan.log_every)
+    pace = Pace()
+    budget = EpochBudget(epochs_csv(plan.plots_path), progress.epoch) if ranks.main else None
+    trainee.model.train()
+    distributed.share_random_state(ranks)
+    try:
+        machine = run.system_metrics()  # CPU, memory (and GPU) of the run, sampled beside the loop
+        with tqdm(total=plan.total_steps, initial=progress.step, desc=f"train {plan.model_name}", unit="step",
+                  dynamic_ncols=True, disable=not ranks.main) as bar:
+            for epoch in range(progress.epoch + 1, plan.epochs + 1):
+                train_epoch(plan, trainee, progress, window, run, bar, pace)
+                if ranks.main:  # the grid, the score (best.pt when it is the best), then the checkpoint
+                    run.log_image(epoch_grid(trainee.model, trainee.grid_fixture), key="samples", step=epoch)
+                    score = select_best(plan, trainee, progress, epoch, run, pace)
+                    budget.add(epoch, progress.step, progress.step * plan.batch, pace.seconds(), score)
+                    run.flush()
+                    save_checkpoint(plan, trainee, progress, epoch)
+                progress.epoch = epoch  # what the checkpoint on disk holds
+                distributed.share_random_state(ranks)
+        rate = pace.rate()  # the loop alone: after_training and the best-checkpoint scores excluded
+        if ranks.main:
+            write_model(plan, trainee, progress, run, rate)
+            machine.finish()
+            run.terminate(ok=True)
+    except TrackingLost as err:
+        raise _stopped(plan, progress, err) from err
+    except BaseException:
+        run.terminate(ok=False)  # the monitor's thread stops at its next sample, seeing the run ended
+        raise
+    return TrainResult(run.run_id, progress.step, rate, plan.precision, plan.device.type, plan.seed)
+
+
+# -- set-up ----------------------------------------------------------------------------------
+@dataclass
+class Trainee:
+    """What a plan builds before its first step: the data on the device, the model, its optimizers, the
+    shuffle's generator, the run's fingerprint; on rank 0 the grid's fixture and the best checkpoint's selector."""
+
+    data: TrainData
+    model: GenerativeModel
+    optimizers: dict[str, torch.optim.Optimizer]
+    shuffle: torch.Generator
+    prepared: dict[str, Any]  # what the model prepared from the stage's other inputs (logged, fingerprinted)
+    fingerprint: str
+    grid_fixture: Any = None
+    selector: CheckpointSelector | None = None
+    no_best: str | None = None  # why there is no best checkpoint (None: there is one, or not rank 0)
+
+
+def build(plan: TrainPlan) -> Trainee:
+    """Seed, open the data and build the model and its optimizers, in this order: the model's random
+    initialization draws what it always drew, so the same plan gives the same bytes."""
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(plan.seed)
+    data = open_train_data(plan.data_path, device=plan.device, **plan.loader)
+    model = build_model(plan.spec, data.image_shape, plan.num_classes, data.input_shape).to(plan.device)
+    if plan.ranks.parallel:
+        model = distributed.synchronize_batchnorm(model, plan.device)
+    prepared = model.prepare({"classifier": plan.classifier_path, "task": plan.task})
+    optimizers = model.configure_optimizers()
+    if plan.precision != "fp32":
+        drop_stale_autocast_weights(optimizers)
+    if plan.ranks.parallel:
+        distributed.average_gradients(optimizers, plan.ranks.world)
+    shuffle = torch.Generator(device="cpu").manual_seed(plan.seed)
+    trainee = Trainee(data, model, optimizers, shuffle, prepared, plan.fingerprint(prepared))
+    if plan.ranks.main:
+        trainee.grid_fixture = model.grid_fixture(plan.grid_size, plan.protocol_seed, data)
+        trainee.selector, trainee.no_best = open_selector(plan.selection, data, model, plan.device)
+    return trainee
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
 
 
-def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict | None = None,
-                seed: int | None = None) -> str:
-    """What a checkpoint must match to be resumed: the model's spec, seed, data and train options, and
-    what the model prepared from the stage's other inputs (SRGAN: the content features' file digest).
-    The model's list of seeds is not part of it: adding a seed leaves the other seeds' runs as they are."""
-    spec = params.models[model_name].flat()
-    seed = params.seeds_of(model_name)[0] if seed is None else seed
-    data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
-    # what `auto` resolves to here, not the word: a CPU fp32 checkpoint never resumes as CUDA bf16
-    device = resolve_device(params.train["device"])
-    keys = {"spec": spec, "seed": seed, "data": data, "data_hash": data_hash,
-            "train": {"device": device.type, "precision": resolve_precision(params.train["precision"], device)}}
-    keys["best"] = {k: params.train[k] for k in ("best_metric", "best_samples", "best_real")}
-    if params.train["nproc"] > 1:  # the same experiment up to rounding, but not the same bytes
-        keys["nproc"] = params.train["nproc"]
-    if prepared:
-        keys["prepared"] = prepared
-    return hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
+# -- resume or start -------------------------------------------------------------------------
+@dataclass
+class Progress:
+    """How far the run is: the epochs done (what the checkpoint on disk holds), the steps, the curves and the
+    best epoch."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: Best = field(default_factory=Best)
+
+
+def resume(plan: TrainPlan, trainee: Trainee, ckpt: dict[str, Any] | None) -> Progress:
+    """The checkpoint's weights, optimizers, random states and progress when it is an unfinished run of
+    this plan; a fresh start otherwise (a checkpoint of other params is overwritten at the first epoch's end)."""
+    if ckpt is None or ckpt["fingerprint"] != trainee.fingerprint or ckpt["epoch"] >= plan.epochs:
+        return Progress()
+    trainee.model.load_state_dict(ckpt["model"])
+    for name, opt in trainee.optimizers.items():
+        opt.load_state_dict(ckpt["optimizers"][name])
+    trainee.shuffle.set_state(ckpt["shuffle_rng"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if plan.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"])
+    return Progress(ckpt["epoch"], ckpt["epoch"] * plan.steps_per_epoch, ckpt["history"], Best(**ckpt.get("best", {})))
+
+
+def _finished(ckpt: dict[str, Any], fp: str, plan: TrainPlan) -> bool:
+    """The checkpoint is the end of a run with these params, and its model file was written."""
+    return ckpt["fingerprint"] == fp and ckpt["epoch"] >= plan.epochs and (plan.out_dir / MODEL_FILE).exists()
+
+
+def keep_finished(plan: TrainPlan, trainee: Trainee, ckpt: dict[str, Any]) -> TrainResult:
+    """A finished run of this plan is on disk: keep it (its curves written again if they were lost)."""
+    if plan.ranks.main:
+        if not plan.plots_path.exists():
+            write_history_csv(plan.plots_path, ckpt["history"], trainee.model.metric_names)
+        tqdm.write(f"[{plan.model_name} seed {plan.seed}] up to date: {plan.out_dir} holds this run, kept")
+    run_id = TrainingRun.from_dir(plan.out_dir).run_id if (plan.out_dir / "mlflow_run.json").exists() else None
+    return TrainResult(run_id, plan.total_steps, 0.0, plan.precision, plan.device.type, plan.seed, kept=True)
+
+
+def open_run(plan: TrainPlan, trainee: Trainee, progress: Progress) -> TrainingRun:
+    """The MLflow run to log to: the resumed checkpoint's own run, reopened, or a new one (rank 0 alone logs:
+    the other ranks get a run that logs nothing)."""
+    if not plan.ranks.main:
+        return TrainingRun(None, None)
+    if progress.epoch:
+        try:
+            run = TrainingRun.from_dir(plan.out_dir)
+            run.reopen()
+        except FileNotFoundError:  # its mlflow_run.json is gone: the resumed run logs to a new one
+            run = None
+        tqdm.write(f"[{plan.model_name}] resuming from epoch {progress.epoch} of {plan.epochs}")
+        if run is not None:
+            return run
+    model = trainee.model
+    params = {**plan.run_params, "data.loader": "in_memory" if trainee.data.in_memory else "streaming",
+              "model.parameters": sum(p.numel() for p in model.parameters()), **trainee.prepared,
+              **({f"train.cuda.{k}": v for k, v in cuda_settings().items()} if plan.device.type == "cuda" else {})}
+    family = {"mlflow.parentRunId": plan.parent_run_id} if plan.parent_run_id else {}
+    provenance = provenance_tags(repo_root(), f"train@{plan.model_name}", plan.data_hash,
+                                 _stage_outputs(plan.out_dir, plan.plots_path))
+    return TrainingRun.create(
+        experiment=plan.dataset, run_name=f"{plan.model_name} seed {plan.seed}", params=params, run_dir=plan.out_dir,
+        tags={**provenance, **family,
+              "genlab.model": plan.model_name, "genlab.model_type": plan.spec.type, "genlab.seed": str(plan.seed),
+              "genlab.precision": plan.precision, "mlflow.note.content": (type(model).__doc__ or "").strip()},
+        dataset=dataset_input(plan.dataset, plan.data_path, plan.data_hash, plan.n_images))
+
+
+# -- an epoch --------------------------------------------------------------------------------
+class Pace:
+    """Images trained and seconds spent by the loop itself (scoring the best checkpoint is not training)."""
+
+    def __init__(self) -> None:
+        self.t0, self.images, self.scoring = time.perf_counter(), 0, 0.0
+
+    def so_far(self) -> float:
+        """Images a second since the start, shown beside the progress bar."""
+        return self.images / (time.perf_counter() - self.t0)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0 - self.scoring
+
+    def rate(self) -> float:
+        elapsed = self.seconds()
+        return self.images / elapsed if elapsed > 0 else 0.0
+
+
+def train_epoch(plan: TrainPlan, trainee: Trainee, progress: Progress, window: MetricWindow, run: TrainingRun,
+                bar: tqdm, pace: Pace) -> None:
+    """One epoch's steps; its metrics checked and logged every `train.log_every` steps and at its end."""
+    data, model, names = trainee.data, trainee.model, window.names
+    # closing() stops a streaming loader's prefetch thread however the epoch ends
+    order = data.epoch_order(trainee.shuffle)
+    with contextlib.closing(data.batches(order, plan.batch, plan.steps_per_epoch)) as batches:
+        for images, labels in batches:
+            images, labels = plan.ranks.rows(images), plan.ranks.rows(labels)
+            x = model.to_input(images)
+            with autocast(plan.device, plan.precision):
+                out = model.training_step(x, labels, trainee.optimizers, progress.step)
+            full = window.add(out)
+            progress.step += 1
+            pace.images += plan.batch  # the global batch: img/s of all processes together
+            if full or progress.step == plan.total_steps:
+                _flush(window.drain(), names, progress.step, progress.history, run, plan.model_name)
+                bar.set_postfix({"img/s": f"{pace.so_far():.0f}",
+                                 **{k: f"{progress.history[-1][k]:.3f}" for k in names[:4]}})
+            bar.update(1)
+    if len(window):
+        _flush(window.drain(), names, progress.step, progress.history, run, plan.model_name)
+
+
+def select_best(plan: TrainPlan, trainee: Trainee, progress: Progress, epoch: int, run: TrainingRun,
+                pace: Pace) -> float | None:
+    """Score this epoch's model (None: there is no selector); when it beats the best so far, write it as best.pt
+    (before the checkpoint that records it, so a resumed run never refers to a best.pt it has not written).
+    The seconds it takes are not training's."""
+    if trainee.selector is None:
+        return None
+    started = time.perf_counter()
+    with own_random_state(trainee.model.device):
+        candidate = scored_copy(trainee.model, trainee.data)
+        score = trainee.selector.score(candidate)
+    run.log_metrics({"select_classifier_fid": score}, step=progress.step)
+    if score < progress.best.score:
+        save_model_file(candidate, plan.precision, plan.out_dir / BEST_FILE)
+        progress.best = Best(epoch, progress.step, score)
+    pace.scoring += time.perf_counter() - started
+    run.log_metrics({"select_seconds": time.perf_counter() - started}, step=progress.step)
+    return score
 
 
 CHECKPOINT_KEYS = ("fingerprint", "epoch", "model", "optimizers", "shuffle_rng", "torch_rng", "history")
+
+
+def save_checkpoint(plan: TrainPlan, trainee: Trainee, progress: Progress, epoch: int) -> None:
+    """The state after `epoch`, written atomically: what resume() restores (the RNG states on the CPU)."""
+    save_torch_atomic({
+        "fingerprint": trainee.fingerprint, "epoch": epoch, "model": trainee.model.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in trainee.optimizers.items()},
+        "shuffle_rng": trainee.shuffle.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if plan.device.type == "cuda" else None,
+        "history": progress.history, "best": progress.best.as_dict(),
+    }, plan.checkpoint_path)
+
+
+def write_model(plan: TrainPlan, trainee: Trainee, progress: Progress, run: TrainingRun, rate: float) -> None:
+    """Rank 0 after the last epoch: the model file (after_training applied, e.g. the AE's prior fit), the
+    curves, and the run's record of the throughput, the model and the best checkpoint."""
+    model = trainee.model
+    model.eval()
+    model.after_training(trainee.data)
+    save_model_file(model, plan.precision, plan.out_dir / MODEL_FILE)
+    write_history_csv(plan.plots_path, progress.history, model.metric_names)
+    run.log_metrics({"train_images_per_second": rate}, step=progress.step)
+    run.log_artifact(plan.out_dir / MODEL_FILE, "model")
+    _record_best(run, progress.best, trainee.no_best, plan.out_dir)
+    run.log_artifact(plan.plots_path, "curves")
+
+
+def _stopped(plan: TrainPlan, progress: Progress, err: TrackingLost) -> TrackingLost:
+    """The store stopped answering: where training stopped, and how it goes on."""
+    kept = f"{plan.checkpoint_path} keeps epoch {progress.epoch}" if progress.epoch else "no epoch had finished"
+    return TrackingLost(f"{err}; models.{plan.model_name} stopped at step {progress.step} of {plan.total_steps} "
+                        f"({kept}). Once the store answers again, `dvc repro` resumes from the checkpoint in the "
+                        f"same MLflow run")
 
 
 def read_checkpoint(path: Path, model_name: str) -> dict[str, Any] | None:
@@ -137,194 +381,6 @@ def drop_stale_autocast_weights(optimizers: dict[str, torch.optim.Optimizer]) ->
         optimizer.register_step_post_hook(lambda *_: torch.clear_autocast_cache())
 
 
-def train_model(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
-                classifier_path: Path | None = None, *, seed: int | None = None,
-                parent_run_id: str | None = None, leave_group: bool = True) -> TrainResult:
-    """Train one seed of models.<model_name> into out_dir (its first seed when `seed` is None), as a child
-    run of `parent_run_id` when given. A finished run of the same fingerprint already in out_dir is kept.
-    Under torchrun the process group is left at the end unless `leave_group` is false (more seeds follow)."""
-    ranks = distributed.current_ranks()
-    seed = params.seeds_of(model_name)[0] if seed is None else seed
-    try:
-        return _train(params, model_name, data_path, out_dir, plots_path, classifier_path, ranks, seed, parent_run_id)
-    finally:
-        if ranks.parallel and leave_group:
-            distributed.stop()
-
-
-def _train(params: Params, model_name: str, data_path: Path, out_dir: Path, plots_path: Path,
-           classifier_path: Path | None, ranks: distributed.Ranks, seed: int,
-           parent_run_id: str | None) -> TrainResult:
-    spec = params.model(model_name)
-    device = distributed.start(ranks, resolve_device(params.train["device"]))
-    precision = resolve_precision(params.train["precision"], device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data_hash = file_digest(data_path)
-    info = read_info(data_path)
-
-    seed_everything(seed)
-    data = open_train_data(data_path, limit=params.data["train_limit"], device=device,
-                           memory_budget_bytes=params.data["memory_budget_mb"] << 20,
-                           shuffle_buffer=params.data["shuffle_buffer"])
-    n_images = data.n
-    batch = min(spec.batch_size, n_images)
-    steps_per_epoch = n_images // batch  # the last partial batch is dropped: BatchNorm needs full batches
-    if spec.steps_per_epoch:  # shorter epochs: the first batches of each epoch's fresh permutation
-        steps_per_epoch = min(steps_per_epoch, spec.steps_per_epoch)
-    if batch % ranks.world:
-        raise GenlabError(f"models.{model_name}: a batch of {batch} (the split has {n_images} images) cannot be "
-                          f"shared evenly by train.nproc: {ranks.world} processes; raise data.train_limit")
-
-    model = build_model(spec, data.image_shape, len(info["class_names"]), data.input_shape).to(device)
-    if ranks.parallel:
-        model = distributed.synchronize_batchnorm(model, device)
-    used = model.prepare({"classifier": classifier_path, "task": info["task"]})
-    optimizers = model.configure_optimizers()
-    if precision != "fp32":
-        drop_stale_autocast_weights(optimizers)
-    if ranks.parallel:
-        distributed.average_gradients(optimizers, ranks.world)
-    shuffle = torch.Generator(device="cpu").manual_seed(seed)
-    grid_fixture = model.grid_fixture(params.train["grid_size"], params.seed, data) if ranks.main else None
-    selector, no_best = open_selector(params, classifier_path, data, model, device) if ranks.main else (None, None)
-
-    # -- resume or start -----------------------------------------------------------------
-    fp = fingerprint(params, model_name, data_hash, used, seed)
-    ckpt_path = out_dir / CHECKPOINT
-    start_epoch, history, best = 0, [], Best()
-    run = None if ranks.main else TrainingRun(None, None)  # rank 0 alone logs
-    ckpt = read_checkpoint(ckpt_path, model_name)
-    if ckpt is not None and _finished(ckpt, fp, spec.epochs, out_dir):  # e.g. a seed added beside this one
-        if ranks.main:
-            if not plots_path.exists():
-                write_history_csv(plots_path, ckpt["history"], model.metric_names)
-            tqdm.write(f"[{model_name} seed {seed}] up to date: {out_dir} holds this run, kept")
-        run_id = TrainingRun.from_dir(out_dir).run_id if (out_dir / "mlflow_run.json").exists() else None
-        return TrainResult(run_id, spec.epochs * steps_per_epoch, 0.0, precision, device.type, seed, kept=True)
-    if ckpt is not None:
-        if ckpt["fingerprint"] == fp and ckpt["epoch"] < spec.epochs:
-            model.load_state_dict(ckpt["model"])
-            for name, opt in optimizers.items():
-                opt.load_state_dict(ckpt["optimizers"][name])
-            shuffle.set_state(ckpt["shuffle_rng"])
-            torch.set_rng_state(ckpt["torch_rng"])
-            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(ckpt["cuda_rng"])
-            start_epoch, history = ckpt["epoch"], ckpt["history"]
-            best = Best(**ckpt.get("best", {}))
-            if ranks.main:
-                try:
-                    run = TrainingRun.from_dir(out_dir)
-                    run.reopen()
-                except FileNotFoundError:
-                    run = None
-            if ranks.main:
-                tqdm.write(f"[{model_name}] resuming from epoch {start_epoch} of {spec.epochs}")
-    if run is None:
-        flat_params = {**flatten({"model": spec.flat()}), **flatten({"data": params.data}),
-                       **flatten({"train": params.train}), "seed": seed,
-                       "train.resolved_device": device.type, "train.resolved_precision": precision,
-                       "data.loader": "in_memory" if data.in_memory else "streaming",
-                       "model.parameters": sum(p.numel() for p in model.parameters()), **used,
-                       **({f"train.cuda.{k}": v for k, v in cuda_settings().items()} if device.type == "cuda" else {})}
-        family = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
-        run = TrainingRun.create(
-            experiment=info["dataset"], run_name=f"{model_name} seed {seed}", params=flat_params, run_dir=out_dir,
-            tags={**provenance_tags(repo_root(), f"train@{model_name}", data_hash, _stage_outputs(out_dir, plots_path)),
-                  **family,
-                  "genlab.model": model_name, "genlab.model_type": spec.type, "genlab.seed": str(seed),
-                  "genlab.precision": precision, "mlflow.note.content": (type(model).__doc__ or "").strip()},
-            dataset=dataset_input(info["dataset"], data_path, data_hash, n_images))
-
-    # -- the loop --------------------------------------------------------------------------
-    log_every = params.train["log_every"]
-    names = model.metric_names
-    window = MetricWindow(names, log_every)
-    step = start_epoch * steps_per_epoch
-    total = spec.epochs * steps_per_epoch
-    t0, images_seen, scoring = time.perf_counter(), 0, 0.0  # scoring: seconds spent choosing the best
-    saved_epoch = start_epoch  # the epoch the checkpoint on disk holds
-    budget = EpochBudget(epochs_csv(plots_path), start_epoch) if ranks.main else None
-    model.train()
-    distributed.share_random_state(ranks)
-    try:
-        machine = run.system_metrics()  # CPU, memory (and GPU) of the run, sampled beside the loop
-        with tqdm(total=total, initial=step, desc=f"train {model_name}", unit="step", dynamic_ncols=True,
-                  disable=not ranks.main) as bar:
-            for epoch in range(start_epoch, spec.epochs):
-                # closing() stops a streaming loader's prefetch thread however the epoch ends
-                with contextlib.closing(data.batches(data.epoch_order(shuffle), batch, steps_per_epoch)) as batches:
-                    for images, labels in batches:
-                        images, labels = ranks.rows(images), ranks.rows(labels)
-                        x = model.to_input(images)
-                        with autocast(device, precision):
-                            out = model.training_step(x, labels, optimizers, step)
-                        full = window.add(out)
-                        step += 1
-                        images_seen += batch  # the global batch: img/s of all processes together
-                        if full or step == total:
-                            _flush(window.drain(), names, step, history, run, model_name)
-                            rate = images_seen / (time.perf_counter() - t0)
-                            bar.set_postfix({"img/s": f"{rate:.0f}", **{k: f"{history[-1][k]:.3f}" for k in names[:4]}})
-                        bar.update(1)
-                if len(window):
-                    _flush(window.drain(), names, step, history, run, model_name)
-                if ranks.main:
-                    run.log_image(epoch_grid(model, grid_fixture), key="samples", step=epoch + 1)
-                    score = None
-                    if selector is not None:
-                        started = time.perf_counter()
-                        best, score = _select(selector, model, data, epoch + 1, step, best, out_dir, run, precision)
-                        scoring += time.perf_counter() - started
-                        run.log_metrics({"select_seconds": time.perf_counter() - started}, step=step)
-                    budget.add(epoch + 1, step, step * batch, time.perf_counter() - t0 - scoring, score)
-                    run.flush()
-                    save_torch_atomic({
-                        "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
-                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                        "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                        "history": history, "best": best.as_dict(),
-                    }, ckpt_path)
-                saved_epoch = epoch + 1
-                distributed.share_random_state(ranks)
-        # the loop alone: after_training (e.g. the AE's prior fit) and the best-checkpoint scores excluded
-        elapsed = time.perf_counter() - t0 - scoring
-        rate = images_seen / elapsed if elapsed > 0 else 0.0
-        if ranks.main:
-            model.eval()
-            model.after_training(data)
-            save_model_file(model, precision, out_dir / MODEL_FILE)
-            write_history_csv(plots_path, history, names)
-            run.log_metrics({"train_images_per_second": rate}, step=step)
-            run.log_artifact(out_dir / MODEL_FILE, "model")
-            _record_best(run, best, no_best, out_dir)
-            run.log_artifact(plots_path, "curves")
-            machine.finish()
-            run.terminate(ok=True)
-    except TrackingLost as err:
-        kept = f"{ckpt_path} keeps epoch {saved_epoch}" if saved_epoch else "no epoch had finished"
-        raise TrackingLost(f"{err}; models.{model_name} stopped at step {step} of {total} ({kept}). Once the store "
-                           f"answers again, `dvc repro` resumes from the checkpoint in the same MLflow run") from err
-    except BaseException:
-        run.terminate(ok=False)  # the monitor's thread stops at its next sample, seeing the run ended
-        raise
-    return TrainResult(run.run_id, step, rate, precision, device.type, seed)
-
-
-def _select(selector, model, data, epoch: int, step: int, best: Best, out_dir: Path, run, precision: str) -> Best:
-    """Score this epoch's model; when it beats the best so far, write it as best.pt (before the checkpoint
-    that records it, so a resumed run never refers to a best.pt it has not written)."""
-    with own_random_state(model.device):
-        candidate = scored_copy(model, data)
-        score = selector.score(candidate)
-    run.log_metrics({"select_classifier_fid": score}, step=step)
-    if score < best.score:
-        save_model_file(candidate, precision, out_dir / BEST_FILE)
-        best = Best(epoch, step, score)
-    return best, score
-
-
 def _stage_outputs(out_dir: Path, plots_path: Path) -> set[str]:
     """The train stage's outputs (a model's directory and curves directory), relative to the repository."""
     root = repo_root().resolve()
@@ -335,11 +391,6 @@ def _stage_outputs(out_dir: Path, plots_path: Path) -> set[str]:
         except ValueError:  # outside the repository (tests): nothing of the tree to leave out
             pass
     return out
-
-
-def _finished(ckpt: dict[str, Any], fp: str, epochs: int, out_dir: Path) -> bool:
-    """The checkpoint is the end of a run with these params, and its model file was written."""
-    return ckpt["fingerprint"] == fp and ckpt["epoch"] >= epochs and (out_dir / MODEL_FILE).exists()
 
 
 def epochs_csv(curves: Path) -> Path:

@@ -14,7 +14,8 @@ from genlab.layout import remove_other_seeds, seed_path
 from genlab.training import distributed
 from genlab.io import file_digest
 from genlab.schema import flatten
-from genlab.training.loop import TrainResult, fingerprint, train_model
+from genlab.training.loop import TrainResult, train_model
+from genlab.training.plan import fingerprint
 
 if TYPE_CHECKING:  # the composed params, duck-typed here (genlab.config sits above training)
     from genlab.config import Params

@@ -95,21 +95,31 @@ def own_random_state(device: torch.device):
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
-def open_selector(params, classifier_path: Path | None, data, model, device: torch.device):
+@dataclass(frozen=True)
+class SelectionPlan:
+    """What choosing the best checkpoint needs from params.yaml and the stage's inputs."""
+
+    metric: str  # train.best_metric: classifier_fid, or none
+    n_samples: int  # train.best_samples
+    n_real: int  # train.best_real
+    seed: int  # the protocol's seed: the scored samples' noise
+    classifier_path: Path | None  # the dataset classifier given to the train stage
+
+
+def open_selector(plan: SelectionPlan, data, model, device: torch.device):
     """The selector `train.best_metric` asks for, or (None, why not) where there is none to use."""
     with own_random_state(device):
-        return _open_selector(params, classifier_path, data, model, device)
+        return _open_selector(plan, data, model, device)
 
 
-def _open_selector(params, classifier_path, data, model, device):
-    if params.train["best_metric"] == "none":
+def _open_selector(plan: SelectionPlan, data, model, device):
+    if plan.metric == "none":
         return None, "train.best_metric is none"
     from genlab.classifier_net import load_classifier
 
-    if classifier_path is None or not Path(classifier_path).exists():
+    if plan.classifier_path is None or not Path(plan.classifier_path).exists():
         return None, "no dataset classifier was given to the train stage"
-    classifier, meta = load_classifier(classifier_path)
+    classifier, meta = load_classifier(plan.classifier_path)
     if classifier is None:
         return None, meta["reason"]
-    return CheckpointSelector(classifier, data, params.train["best_samples"], params.train["best_real"],
-                              params.seed, model.translation, device), None
+    return CheckpointSelector(classifier, data, plan.n_samples, plan.n_real, plan.seed, model.translation, device), None
