@@ -1,7 +1,6 @@
 """The task@<name> stage's work: derive a task (genlab.data.tasks) from a packed file into its own."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -11,7 +10,7 @@ import numpy as np
 from genlab.data.formats import SPLITS
 from genlab.data.hdf5 import FORMAT_VERSION, create_file, read_info, read_inputs, read_split, write_arrays
 from genlab.data.tasks import TASK_KINDS
-from genlab.io import atomic_path
+from genlab.io import atomic_path, file_digest
 
 
 def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: Path, out_path: Path) -> dict:
@@ -21,7 +20,7 @@ def derive_task(name: str, kind: str, settings: Mapping[str, Any], source_path: 
     and the seed `settings["seed"]` (0 if unset) plus the split's index."""
     info = read_info(source_path)
     spec = TASK_KINDS[kind]
-    md5 = hashlib.md5(Path(source_path).read_bytes()).hexdigest()
+    md5 = file_digest(source_path)
     record = {"name": name, "kind": kind, "dataset": info["dataset"], **dict(settings),
               "source_md5": md5, "derivation": spec.description, **spec.provenance()}
     has_inputs = info["input_shape"] is not None

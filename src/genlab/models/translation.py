@@ -368,7 +368,7 @@ class SRGAN(TranslationModel):
 
     def prepare(self, resources: Mapping[str, Any]) -> dict[str, str]:
         """Load the content-loss features; returns what was used, for the run's params."""
-        import hashlib
+        from genlab.io import file_digest
 
         import torch.hub
 
@@ -395,7 +395,7 @@ class SRGAN(TranslationModel):
                 raise ValueError(f"models.{self.spec.name}: no VGG19 weights and {path} has no classifier "
                                  f"({blob['reason']}); put torchvision's {VGG19_WEIGHTS} in {Path(vgg).parent}")
             classifier = build_classifier(blob)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            digest = file_digest(path, "sha256")[:12]
             features, used = classifier.trunk[:7], f"dataset classifier conv block 2 ({path.name}, sha256 {digest})"
         features = features.to(self.device).eval().requires_grad_(False)
         self._features = [features]

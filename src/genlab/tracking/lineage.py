@@ -158,9 +158,9 @@ def loaded_code(root: Path) -> dict[str, Any]:
     """Where the genlab modules this process runs came from, and which of them differ from the
     repository's `src/genlab` (whose hashes dvc.lock records): an installed copy of other code runs
     other code than the lock says."""
-    import hashlib
-
     import genlab
+
+    from genlab.io import file_digest
 
     package = Path(genlab.__file__).resolve().parent
     differs = []
@@ -170,7 +170,7 @@ def loaded_code(root: Path) -> dict[str, Any]:
             continue
         rel = Path(path).resolve().relative_to(package)
         mine, repo_file = Path(path), root / "src" / "genlab" / rel
-        if not repo_file.is_file() or hashlib.md5(mine.read_bytes()).digest() != hashlib.md5(repo_file.read_bytes()).digest():
+        if not repo_file.is_file() or file_digest(mine) != file_digest(repo_file):
             differs.append(f"src/genlab/{rel.as_posix()}")
     return {"package": str(package), "differs_from_repo": differs}
 
