@@ -38,7 +38,7 @@ def main(argv):
     from genlab.metrics.registry import summary
     from genlab.metrics.seeds import inception_reason, spread_metrics, write_aggregate, write_seed_records
     from genlab.sampling.sample import sample_seed
-    from genlab.tracking import TrainingRun, log_lineage
+    from genlab.tracking import FINAL_GRID_KEY, TrainingRun, log_lineage
     from PIL import Image
 
     device = resolve_device(params.train["device"])
@@ -66,7 +66,7 @@ def main(argv):
         run.log_artifact(grid, "samples")
         with Image.open(grid) as image:  # MLflow's image grid compares runs by this key
             image = image.copy()
-        run.log_image(image, key="final_samples", step=0)
+        run.log_image(image, key=FINAL_GRID_KEY, step=0)
         first_grid = first_grid or image
         run.log_metrics(mlflow_metrics(record), step=0)
         run.flush()
@@ -74,7 +74,7 @@ def main(argv):
             run.log_artifact(path, "metrics")
         runs.append(run)
     parent = TrainingRun.from_dir(Path(model_dir))
-    parent.log_image(first_grid, key="final_samples", step=0)  # the model's row in the image grid
+    parent.log_image(first_grid, key=FINAL_GRID_KEY, step=0)  # the model's row in the image grid
     parent.log_metrics(spread_metrics(aggregate), step=0)
     parent.flush()
     parent.log_artifact(Path(out), "metrics")

@@ -16,17 +16,15 @@ jumps to the logged step by itself only when there is just one; with two or more
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
 
-from browser import chromium
+from browser import chromium, stop_group
 from projects import BIN
 
 pytestmark = [
@@ -75,14 +73,7 @@ def mlflow_server(tmp_path):
             raise
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the CLI, uvicorn and its worker
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=20)
         log.close()
 
 
@@ -90,7 +81,7 @@ def mlflow_server(tmp_path):
 def logged_runs(mlflow_server, monkeypatch):
     """Two runs logged through the server as a stage logs to a team's server: experiment id, and
     run id -> (run name, mean of its final grid)."""
-    from genlab.reporting.compare import GRID_KEY
+    from genlab.tracking import GRID_KEY
     from genlab.tracking.mlflow_run import TrainingRun, client, experiment_id
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
@@ -122,7 +113,7 @@ MEAN_GREY = """img => {  // the decoded image's mean over its RGB channels, 0..2
 def test_the_chart_view_shows_the_sample_grids_of_both_runs(logged_runs, mlflow_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    from genlab.reporting.compare import GRID_KEY
+    from genlab.tracking import GRID_KEY
 
     runs = logged_runs["runs"]
     page_url = (f"{mlflow_server}/#/experiments/{logged_runs['experiment']}/runs"

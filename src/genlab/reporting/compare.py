@@ -32,9 +32,8 @@ from typing import Any, Iterable, Sequence
 from genlab.errors import GenlabError
 from genlab.io import write_bytes_atomic
 from genlab.runs import find_run
-from genlab.tracking.mlflow_run import IMAGE_FILE
+from genlab.tracking.mlflow_run import GRID_KEY, IMAGE_FILE
 
-GRID_KEY = "samples"  # the key the train stage logs its per-epoch grids under
 RESULT_FIELDS = ("value", "mean", "std")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")  # matplotlib's tab10: a run's colour in the curves and its header

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-_WHERE = {"RUN_FILE": "mlflow_run", "TrainingRun": "mlflow_run", "client": "mlflow_run",
+_WHERE = {"RUN_FILE": "mlflow_run", "GRID_KEY": "mlflow_run", "FINAL_GRID_KEY": "mlflow_run", "TrainingRun": "mlflow_run", "client": "mlflow_run",
           "provenance_tags": "mlflow_run", "log_lineage": "mlflow_run", "repo_root": "store", "require_store": "store",
           "tracking_uri": "store", "tracking_enabled": "store", "experiment_page": "store"}
 

@@ -24,6 +24,9 @@ from genlab.io import write_json_atomic
 from genlab.tracking.store import bound_http_retries, lost, repo_root, tracking_enabled, tracking_uri
 
 RUN_FILE = "mlflow_run.json"
+#: The image keys (MLflow's image grid compares runs key by key): every epoch's sample grid at step = epoch,
+#: and the grid of the samples the evaluate stage scored, at step 0.
+GRID_KEY, FINAL_GRID_KEY = "samples", "final_samples"
 _MAX_BATCH = 1000  # MLflow's limit on metrics per log_batch call
 #: Seconds between samples of a training run's system metrics (MLflow's MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL
 #: overrides it); a run shorter than one interval records none.

@@ -36,7 +36,7 @@ from genlab.models.files import BEST_FILE, MODEL_FILE, save_model_file
 from genlab.grid import grid_array
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
-from genlab.tracking.mlflow_run import dataset_input
+from genlab.tracking.mlflow_run import GRID_KEY, dataset_input
 from genlab.tracking.store import TrackingLost
 from genlab.training.data import TrainData, open_train_data
 from genlab.training import distributed
@@ -99,7 +99,7 @@ def train(plan: TrainPlan) -> TrainResult:
             for epoch in range(progress.epoch + 1, plan.epochs + 1):
                 train_epoch(plan, trainee, progress, window, run, bar, pace)
                 if ranks.main:  # the grid, the score (best.pt when it is the best), then the checkpoint
-                    run.log_image(epoch_grid(trainee.model, trainee.grid_fixture), key="samples", step=epoch)
+                    run.log_image(epoch_grid(trainee.model, trainee.grid_fixture), key=GRID_KEY, step=epoch)
                     score = select_best(plan, trainee, progress, epoch, run, pace)
                     budget.add(epoch, progress.step, progress.step * plan.batch, pace.seconds(), score)
                     run.flush()
