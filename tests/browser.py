@@ -3,8 +3,10 @@ the page's DOM after its scripts ran and its requests settled, or a screenshot."
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -64,11 +66,20 @@ def mlflow_ui(repo: Path, port: int):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """End a server started with start_new_session=True, its whole process group (the CLI, uvicorn and
+    its workers, MLflow's job runner): SIGTERM, then SIGKILL after `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def fetch(url: str) -> bytes:
