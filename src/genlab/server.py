@@ -144,7 +144,11 @@ def running_server(directory: Path, *, host: str = "127.0.0.1", port: int = 5000
     cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", pg.uri,
            "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", host, "--port", str(port),
            "--workers", str(workers)]
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # MLflow's job runner (huey consumer processes for its GenAI features) serves nothing genlab logs and
+    # slows the server's start on a small machine; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true in the environment
+    # keeps it.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         wait_until_up(url, process)
         yield url
