@@ -96,3 +96,15 @@ def test_repro_timeline_times_each_stage_to_the_next_and_sums_them_by_kind(tmp_p
     assert re.search(r"^train\s+2\s+60\s+30\.0\s+75%$", out, re.M), out
     assert re.search(r"^download\s+1\s+10\s+10\.0\s+12%$", out, re.M) and re.search(r"^report\s+1\s+10\s", out, re.M)
     assert out.index("train@gan") < out.index("train@vae")  # slowest first
+
+
+def test_optimizer_ab_times_both_optimizer_kinds_and_prints_their_ratio():
+    out = run_benchmark("optimizer_ab.py", "gan", "wgan", "--steps", "3", "--rounds", "2", "--batch-size", "16")
+    rows = dict(re.findall(r"^(\w+)\s+(Adam|RMSprop) ", out, re.M))
+    assert rows == {"gan": "Adam", "wgan": "RMSprop"}, out
+    for ours, theirs, ratio in re.findall(r"genlab\s+([\d.]+) ms, per-tensor\s+([\d.]+) ms, ratio ([\d.]+)x", out):
+        assert float(ratio) == pytest.approx(float(theirs) / float(ours), rel=0.05)  # of the rounded times
+    bad = subprocess.run([sys.executable, "benchmarks/optimizer_ab.py", "pix2pix"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "image-to-image model" in bad.stderr
+
