@@ -178,7 +178,7 @@ def curves(path: Path) -> np.ndarray:
 
 
 def check_type(raw: dict, name: str, ws: Workspace, out: Path, device: torch.device):
-    from genlab.sampling.sample import generate_samples, translate_samples
+    from genlab.sampling.sample import draw_samples
     from genlab.models.files import load_model
 
     result = train_once(raw, name, ws, out)
@@ -189,9 +189,7 @@ def check_type(raw: dict, name: str, ws: Workspace, out: Path, device: torch.dev
     weights_finite = all(torch.isfinite(t).all() for t in on_cpu.state_dict().values() if t.is_floating_point())
 
     def draw(model):
-        if model.translation:
-            return translate_samples(model, ws.packed[model.spec.dataset], 16, 16, seed=0)["images"]
-        return generate_samples(model, 16, 16, seed=0)[0]
+        return draw_samples(model, 16, 16, 0, ws.packed[model.spec.dataset]).images
 
     a, b = draw(on_device).int(), draw(on_cpu).int()
     levels = int((a - b).abs().max())

@@ -40,7 +40,7 @@ def main() -> None:
     device, precision, runtime = eval_settings(cfg)
     key = params.report["rank_by"]
     rows, started = {}, time.perf_counter()
-    models = args.models or [m for m, spec in params.models.items() if not MODEL_TYPES[spec.type].translation]
+    models = args.models or [m for m, spec in params.models.items() if MODEL_TYPES[spec.type].trains_on == "dataset"]
     for name in tqdm(models, desc="models"):
         spec = params.models[name]
         real, _ = load_features(Path("data/features") / f"{spec.dataset}-test-n{cfg['num_real']}.h5")

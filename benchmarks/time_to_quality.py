@@ -36,7 +36,7 @@ from genlab.data.sources import DATASETS
 from genlab.metrics.features import extract_features, load_features
 from genlab.metrics.fid import compute_fid_kid
 from genlab.grid import to_uint8
-from genlab.sampling.sample import generate_samples
+from genlab.sampling.sample import draw_samples
 from genlab.device import resolve_device
 
 N_SAMPLES = 250
@@ -155,7 +155,7 @@ def main() -> None:
             if step % eval_every == 0 or step == max_steps:
                 trained_s += time.perf_counter() - start
                 model.eval()
-                fid = fid_of(generate_samples(model, n, n, seed=0)[0], real)
+                fid = fid_of(draw_samples(model, n, n, 0).images, real)
                 best = min(best, fid)
                 model.train()
                 print(f"genlab {spec.name}: step {step}, {trained_s:.1f} s of training, FID {fid:.1f}", flush=True)

@@ -105,7 +105,7 @@ def step_seconds(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int,
             if any(True for _ in child.parameters()):
                 setattr(model, name, torch.compile(child))
     x8 = torch.randint(0, 256, (spec.batch_size, *shape), dtype=torch.uint8, device=device)
-    if model.translation:
+    if model.trains_on == "task":
         x8 = (x8, x8)
     y = torch.randint(0, num_classes, (spec.batch_size,), device=device) if num_classes else None
     seconds, warmup = [], time.perf_counter()

@@ -307,7 +307,7 @@ def summary(cls) -> str:
 
 
 def kind_of(cls) -> str:
-    if cls.translation:
+    if cls.trains_on == "task":
         return "image-to-image"
     return "noise-to-image, conditional (needs labels)" if cls.conditional else "noise-to-image"
 

@@ -77,7 +77,7 @@ def test_best_pt_is_the_model_that_scored_best(trained):
                            shuffle_buffer=1 << 16)
     model_dir = trained["root"] / "selected"
     last, best = load_model(model_dir), load_model(model_dir, checkpoint="best")
-    score = lambda model: CheckpointSelector(classifier, data, 48, 64, 2, False, torch.device("cpu")).score(model)  # noqa: E731
+    score = lambda model: CheckpointSelector(classifier, data, 48, 64, 2, model, torch.device("cpu")).score(model)  # noqa: E731
     assert score(best) == pytest.approx(min(m.value for m in history), rel=1e-9)
     assert score(last) == pytest.approx(history[-1].value, rel=1e-9)
 

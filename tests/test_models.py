@@ -21,7 +21,7 @@ from genlab.objectives.penalties import interpolates
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
-ALL_TYPES = sorted(k for k, cls in MODEL_TYPES.items() if not cls.translation)  # image-to-image: test_translation
+ALL_TYPES = sorted(k for k, cls in MODEL_TYPES.items() if cls.trains_on == "dataset")  # image-to-image: test_translation
 CONDITIONAL_TYPES = ("acgan", "cgan", "cvae")
 ADVERSARIAL_NETS = {"G", "D"}
 #: The networks one training step updates, per type (top-level attributes of the model).

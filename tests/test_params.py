@@ -214,7 +214,7 @@ TASKS = {"e": {"dataset": "fashion-mnist", "kind": "edges"}, "i": {"dataset": "f
 
 def test_every_type_parses_bare_and_flat_round_trips():
     for kind in MODEL_TYPES:
-        entry = {"type": kind, **({"dataset": TASK_FOR[kind]} if MODEL_TYPES[kind].translation else {})}
+        entry = {"type": kind, **({"dataset": TASK_FOR[kind]} if MODEL_TYPES[kind].trains_on == "task" else {})}
         spec = parse_params({"tasks": TASKS, "models": {"m": entry}}).models["m"]
         assert spec.type == kind and spec.name == "m"
         assert set(spec.hparams) == set(MODEL_TYPES[kind].hparam_fields)
@@ -351,7 +351,7 @@ def test_conv_types_are_refused_on_sides_they_cannot_build():
 
 def test_every_unconditional_type_accepts_rgb_faces_at_64():
     for kind, cls in MODEL_TYPES.items():
-        if not cls.conditional and kind != "sgan" and not cls.translation:
+        if not cls.conditional and kind != "sgan" and cls.trains_on == "dataset":
             parse_params(with_datasets({"lfw": {}}, {"m": {"type": kind}}, dataset="lfw"))
 
 

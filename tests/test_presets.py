@@ -59,7 +59,7 @@ def test_paper_scale_follows_the_protocol():
     assert params.data["train_limit"] is None
     assert params.tasks == {}
     assert COMPARED <= set(params.models)
-    noise_to_image = {name for name, cls in MODEL_TYPES.items() if not cls.translation}
+    noise_to_image = {name for name, cls in MODEL_TYPES.items() if cls.trains_on == "dataset"}
     assert {spec.type for spec in params.models.values()} == noise_to_image
     for name, spec in params.models.items():
         cls = MODEL_TYPES[spec.type]

@@ -153,7 +153,7 @@ def _kinds_of(name: str, params) -> set[str]:
     else:
         spec = params.models[name]
         cls = MODEL_TYPES[spec.type]
-        if not cls.translation:
+        if cls.trains_on == "dataset":
             return {registry.NOISE}
         source, cycle = spec.dataset, cls.cycle
     task = params.tasks[source]

@@ -13,7 +13,9 @@ from genlab.config import ParamsError, parse_params
 from genlab.data.hdf5 import read_info, read_inputs, read_split
 from genlab.data.tasks import downsample, edge_maps, mask_box, photographs
 from genlab.models import MODEL_TYPES, build_model
+from genlab.models.samples import Prompts
 from genlab.training.data import open_train_data
+from genlab.training.resources import StageResources
 from miniatures import packed_bars
 
 TRANSLATION_TYPES = ("pix2pix", "cyclegan", "discogan", "dualgan", "srgan", "ccgan", "pixelda")
@@ -171,7 +173,7 @@ def model_for(kind: str, task_files, **hparams):
     torch.manual_seed(0)
     model = build_model(spec, data.image_shape, 10, data.input_shape)
     task = read_info(task_files[TASK_OF[kind]])["task"]
-    model.prepare({"classifier": None, "task": task}) if kind != "srgan" else None
+    model.prepare(StageResources(task, None)) if kind != "srgan" else None
     return model, data
 
 
@@ -193,12 +195,13 @@ def first_batch(data, n=8):
 def test_translate_shape_range_and_one_step_changes_every_network(kind, task_files, classifier_file):
     model, data = model_for(kind, task_files)
     if kind == "srgan":
-        used = model.prepare({"classifier": classifier_file, "task": None})
+        used = model.prepare(StageResources(None, classifier_file))
         assert used["model.content_features_used"].startswith("dataset classifier conv block 2 (fashion-mnist.pt")
     images, labels = first_batch(data)
-    out = model.translate_images(images[0])
-    assert out["images"].shape == (8, *model.image_shape) and 0 <= out["images"].min() <= out["images"].max() <= 1
-    assert ("reconstructions" in out) == model.cycle
+    out = model.sample(Prompts(8, inputs=images[0]), torch.Generator().manual_seed(0))
+    assert out.images.shape == (8, *model.image_shape) and out.images.dtype == torch.uint8
+    assert out.images.float().std() > 0 and torch.equal(out.inputs, images[0])
+    assert ("reconstructions" in out.extras) == model.cycle
     # `classifies` says whether it has a task classifier (what the sample stage asks), and it is right
     assert (model.classify(model.to_input(images[1][:2])) is not None) == model.classifies == (kind == "pixelda")
     before = {name: [p.detach().clone() for p in getattr(model, name).parameters()] for name in NETWORKS[kind]}
@@ -273,7 +276,7 @@ def test_task_loader_pairs_rows_and_draws_unpaired_domains_separately(task_files
 
 # --------------------------------------------------------------------------- train, then sample
 def test_train_then_sample_writes_inputs_outputs_targets(task_files, classifier_file, tmp_path, monkeypatch):
-    from genlab.sampling.sample import translate_samples
+    from genlab.sampling.sample import draw_samples
     from genlab.models.files import load_model
     from genlab.training.loop import train_model
 
@@ -285,29 +288,31 @@ def test_train_then_sample_writes_inputs_outputs_targets(task_files, classifier_
     train_model(p, "m", task_files["unpaired-edges"], tmp_path / "m", tmp_path / "m.csv", classifier_file)
     model = load_model(tmp_path / "m")
     assert model.input_shape == (1, 28, 28)
-    samples = translate_samples(model, task_files["unpaired-edges"], 10, 4, seed=0)
-    assert set(samples) == {"images", "reconstructions", "inputs", "targets"}
+    samples = draw_samples(model, 10, 4, 0, task_files["unpaired-edges"]).arrays()
+    assert list(samples) == ["images", "reconstructions", "inputs", "targets"]  # the samples file's order
     assert all(v.shape == (10, 1, 28, 28) and v.dtype == torch.uint8 for v in samples.values())
-    again = translate_samples(model, task_files["unpaired-edges"], 10, 4, seed=0)
+    again = draw_samples(model, 10, 4, 0, task_files["unpaired-edges"]).arrays()
     assert all(torch.equal(samples[k], again[k]) for k in samples)
     header = (tmp_path / "m.csv").read_text().splitlines()[0]
     assert header == "step,loss_d,loss_g,real_score,fake_score,loss_cycle,loss_identity"
 
 
 def test_pixelda_samples_carry_its_predictions_of_every_target(task_files):
-    from genlab.sampling.sample import translate_samples
+    from genlab.sampling.sample import draw_samples, task_predictions
 
     model, _ = model_for("pixelda", task_files)
     model.eval()
-    samples = translate_samples(model, task_files["fm-m"], 8, 4, seed=0)
-    assert samples["images"].shape == (8, 3, 28, 28) and samples["inputs"].shape == (8, 1, 28, 28)
-    assert samples["task_predictions"].shape == samples["task_labels"].shape == (16,)
+    samples = draw_samples(model, 8, 4, 0, task_files["fm-m"])
+    assert samples.images.shape == (8, 3, 28, 28) and samples.inputs.shape == (8, 1, 28, 28)
+    assert samples.info() == {"translation": True, "paired": False}
+    predictions = task_predictions(model, task_files["fm-m"], 4)
+    assert predictions["task_predictions"].shape == predictions["task_labels"].shape == (16,)
 
 
 def test_every_translation_type_is_registered_with_its_paper():
     for kind in TRANSLATION_TYPES:
         cls = MODEL_TYPES[kind]
-        assert cls.translation and "20" in (cls.__doc__ or ""), kind
+        assert cls.trains_on == "task" and "20" in (cls.__doc__ or ""), kind
 
 
 # --------------------------------------------------------------------------- a task's real-data side

@@ -307,7 +307,7 @@ def _model_spec(name: str, raw: Any, datasets: Mapping[str, DatasetConfig], defa
     common = {k: values.pop(k) for k in COMMON_MODEL_FIELDS}
     common["seeds"] = None if own_seeds is None else check_seeds(f"{prefix}.seeds", own_seeds)
     common["dataset"] = common["dataset"] or default_dataset
-    if cls.translation:  # image-to-image types train on a task, the others on a dataset
+    if cls.trains_on == "task":  # image-to-image types train on a task, the others on a dataset
         if common["dataset"] not in tasks:
             raise ParamsError(f"{prefix}.dataset: got {common['dataset']!r}; type {kind} translates images, so it "
                               f"trains on a task under `tasks:`; allowed values: {', '.join(tasks) or 'none listed'}")

@@ -8,7 +8,7 @@ from genlab.models import adversarial, autoencoders, classifying, translation  #
 def build_model(spec, image_shape, num_classes, input_shape=None) -> GenerativeModel:
     """The model of `spec`; `input_shape` (C, H, W of a task's inputs) for image-to-image types."""
     cls = MODEL_TYPES[spec.type]
-    if cls.translation:
+    if cls.trains_on == "task":
         model = cls(spec, tuple(image_shape), num_classes, tuple(input_shape or image_shape))
     else:
         model = cls(spec, tuple(image_shape), num_classes)

@@ -2,8 +2,9 @@
 
 A model owns its networks and optimizers and knows how one training step updates them;
 the training loop (genlab.training.loop) is the same for every model. Images enter a
-model as uint8 tensors and leave `generate` as floats in [0, 1]. `check_data` tells params
-validation, before anything runs, whether a type can train on a dataset at all.
+model as uint8 tensors and leave `generate` as floats in [0, 1]; what the rest of genlab reads
+is `sample`'s uint8 `Samples` (genlab.models.samples). `check_data` tells params validation,
+before anything runs, whether a type can train on a dataset at all.
 """
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from typing import Any, ClassVar, Mapping, Protocol
 import torch
 from torch import nn
 
+from tqdm import tqdm
+
+from genlab.grid import balanced_labels, to_uint8
+from genlab.models.samples import Prompts, PromptSource, Samples
 from genlab.schema import Field
 from genlab.objectives.noise import batch_draw
 from genlab.objectives.optim import adam
@@ -65,8 +70,22 @@ class TrainingData(Protocol):
         ...
 
 
+class Resources(Protocol):
+    """What the train stage hands a model's `prepare`, besides the data."""
+
+    #: The task's settings (an image-to-image model's task), else None.
+    task: Mapping[str, Any] | None
+
+    def content_features(self, choice: str, owner: str) -> tuple[nn.Module, str]:
+        """A frozen perceptual feature network of images in [0, 1], and a line saying which it is: `choice`
+        "vgg19" (ImageNet VGG19's conv3_4), "classifier" (the dataset classifier's second conv block) or
+        "auto" (VGG19 when its weights are on disk); `owner` names the params entry in error messages."""
+        ...
+
+
 class GenerativeModel(nn.Module):
-    """Base class: subclasses build networks in __init__ and implement the three hooks below."""
+    """Base class: subclasses build networks in __init__ and implement the hooks below. What a model
+    gives to the rest of genlab is `sample`'s result (genlab.models.samples)."""
 
     type_name: ClassVar[str] = ""
     #: Overrides of the common model fields (epochs, batch_size, lr) for this type.
@@ -83,8 +102,13 @@ class GenerativeModel(nn.Module):
     symmetric_pixels: ClassVar[bool] = True
     #: The type suggested instead on a dataset without labels, for types that need them.
     unlabelled_alternative: ClassVar[str] = ""
-    #: Image-to-image types (genlab.models.translation) train on a task, not a dataset.
-    translation: ClassVar[bool] = False
+    #: What a type trains on: a packed "dataset", or a "task" (the image-to-image types of
+    #: genlab.models.translation, which translate its inputs into its targets).
+    trains_on: ClassVar[str] = "dataset"
+    #: (C, H, W) of the images a model translates; None for a model that draws from noise.
+    input_shape: tuple[int, int, int] | None = None
+    #: Whether it has a task classifier whose predictions the evaluate stage scores (PixelDA's).
+    classifies: ClassVar[bool] = False
     #: Weights and images in channels_last memory format (build_model, to_input): set for the nets where
     #: it was measured faster (DCGAN-style conv GANs and the conv autoencoders: 1.14-1.28x per training
     #: step on CPU); the image-to-image nets measured 0.85-1.05x and keep torch's default layout.
@@ -153,36 +177,32 @@ class GenerativeModel(nn.Module):
     def after_training(self, data: TrainingData) -> None:
         """Called once when training ends, with the training split (e.g. to fit a prior on it)."""
 
-    def prepare(self, resources: Mapping[str, Any]) -> dict[str, str]:
-        """Called before training (and on resume) with what the train stage was given besides the data
-        ("classifier": the dataset classifier's path, "task": the task's settings or None); returns
-        params to record with the run (e.g. which features a content loss uses)."""
+    def prepare(self, resources: Resources) -> dict[str, str]:
+        """Called before training (and on resume) with what the train stage holds besides the data (see
+        `Resources`); returns params to record with the run (e.g. which features a content loss uses)."""
         return {}
 
-    # -- the per-epoch grid ------------------------------------------------------------------
-    def grid_fixture(self, n: int, seed: int, data: TrainingData) -> Any:
-        """What every epoch's grid is drawn from, fixed once: latent vectors (and balanced labels)
-        from their own seed, so the grids of successive epochs show the same draws."""
-        from genlab.grid import balanced_labels
-
-        gen = torch.Generator(device="cpu").manual_seed(seed + 1)
-        z = torch.randn(n, self.hp.get("latent_dim", 1), generator=gen)
-        return z, balanced_labels(n, self.num_classes) if self.conditional else None
+    # -- drawing samples ------------------------------------------------------------------------
+    def prompts(self, n: int, source: PromptSource | None = None) -> Prompts:
+        """What `n` samples are drawn for: noise alone, with balanced class labels for a conditional model
+        (a noise-to-image model takes nothing from `source`)."""
+        return Prompts(n, balanced_labels(n, self.num_classes) if self.conditional else None)
 
     @torch.no_grad()
-    def grid_images(self, fixture: Any) -> tuple[torch.Tensor, int]:
-        """The grid's uint8 tiles and columns: one row per class for conditional models, else square."""
-        import math
-
-        from genlab.grid import rows_per_class, to_uint8
-
-        z, labels = fixture
-        images = self.generate(self.noise_to_latent(z.to(self.device)),
-                               None if labels is None else labels.to(self.device))
-        if labels is not None:
-            per_row = images.size(0) // self.num_classes
-            return to_uint8(rows_per_class(images, labels.to(images.device), self.num_classes, per_row)), per_row
-        return to_uint8(images), math.ceil(math.sqrt(images.size(0)))
+    def sample(self, prompts: Prompts, generator: torch.Generator, batch_size: int | None = None,
+               progress: str | None = None) -> Samples:
+        """The samples of `prompts` in network passes of `batch_size` (None: one pass), their noise drawn
+        from `generator` (on CPU, so the same seed gives the same bytes everywhere); `progress` labels a
+        progress bar (None: no bar). The caller sets eval or train mode."""
+        step = batch_size or max(prompts.n, 1)
+        chunks = []
+        with tqdm(total=prompts.n, desc=progress, unit="img", dynamic_ncols=True, disable=progress is None) as bar:
+            for start in range(0, prompts.n, step):
+                m = min(step, prompts.n - start)
+                labels = None if prompts.labels is None else prompts.labels[start:start + m].to(self.device)
+                chunks.append(to_uint8(self.generate(self.sample_latent(m, generator=generator), labels)).cpu())
+                bar.update(m)
+        return Samples(torch.cat(chunks), None if prompts.labels is None else prompts.labels.cpu())
 
     # -- helpers -------------------------------------------------------------------------
     @property

@@ -50,7 +50,7 @@ def read_model_file(path: Path, device: torch.device | str = "cpu", remedy: str 
 def save_model_file(model: GenerativeModel, precision: str, path: Path) -> None:
     """A model file (spec, shapes, weights): what load_model reads, for the last and the best checkpoint."""
     spec = model.spec
-    shapes = {"input_shape": model.input_shape} if model.translation else {}  # image-to-image models only
+    shapes = {"input_shape": model.input_shape} if model.input_shape is not None else {}  # image-to-image only
     save_torch_atomic({"spec": {**dataclasses.asdict(spec), "hparams": dict(spec.hparams)},
                        "image_shape": tuple(model.image_shape), "num_classes": model.num_classes, **shapes,
                        "precision": precision, "state_dict": model.state_dict()}, path)

@@ -14,18 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tqdm import tqdm
+
 from genlab.data.tasks import TaskConfig
+from genlab.grid import to_uint8
 from genlab.schema import Field
-from genlab.data.tasks import to_target_geometry
 from genlab.models.base import BETAS, GenerativeModel, clip_weights_, init_normal_weights, register_model
 from genlab.models.image_networks import (PatchDiscriminator, ResnetGenerator, SRResNet, TaskClassifier, UNet,
                                           halvings)
+from genlab.models.samples import Prompts, Samples
 from genlab.objectives import ADVERSARIAL_LOSSES
 from genlab.objectives.noise import batch_draw
 from genlab.objectives.optim import optimizer_step, rmsprop
 
 LS = ADVERSARIAL_LOSSES["least_squares"]
-GRID_COLUMNS = 8  # examples per row of a translation grid
 WIDTH = Field(int, 64, positive=True, help="base channel count of the networks (paper: 64)")
 
 
@@ -36,7 +38,7 @@ def _conv_init(module: nn.Module) -> None:
 class TranslationModel(GenerativeModel):
     """Base class: trains on a task's (input, target) batches; `translate` maps inputs to outputs."""
 
-    translation = True
+    trains_on = "task"
     #: True: needs paired tasks; False: unpaired; None: either.
     paired: ClassVar[bool | None] = True
     #: The task kinds it trains on (None: any kind with the right pairing).
@@ -45,8 +47,6 @@ class TranslationModel(GenerativeModel):
     same_side: ClassVar[bool] = True
     #: Models whose inverse generator reconstructs the input (cycle-reconstruction error).
     cycle: ClassVar[bool] = False
-    #: Models with a task classifier of target-domain images (`classify`; task accuracy).
-    classifies: ClassVar[bool] = False
     defaults = {"lr": 2e-4}
 
     @classmethod
@@ -86,46 +86,32 @@ class TranslationModel(GenerativeModel):
         """Class logits of target-domain images in [-1, 1] (PixelDA's task classifier), else None."""
         return None
 
-    # -- what the evaluate stage and the epoch grids call ---------------------------------------
-    @torch.no_grad()
-    def translate_images(self, inputs_uint8: torch.Tensor,
-                         generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """{"images": outputs, and "reconstructions" for cycle models} in [0, 1] from uint8 inputs."""
-        x = self.to_input(inputs_uint8.to(self.device))
-        out = {"images": self.to_unit(self.translate(x, generator))}
-        if self.cycle:
-            out["reconstructions"] = self.to_unit(self.reconstruct(x))
-        return out
-
-    def grid_fixture(self, n: int, seed: int, data) -> Any:
-        (inputs, targets), _ = data.head(max(GRID_COLUMNS, n // 3 // GRID_COLUMNS * GRID_COLUMNS))
-        return inputs, targets
+    # -- drawing samples: outputs for inputs ------------------------------------------------------
+    def prompts(self, n, source=None):
+        """The first `n` inputs of `source` (a task split: the training split for epoch grids and checkpoint
+        selection, the test split for the sample stage), with the targets their outputs are compared with."""
+        if source is None:
+            raise ValueError(f"{self.spec.name} ({self.type_name}) translates images: it needs inputs to draw from")
+        (inputs, targets), _ = source.head(n)
+        n = min(len(inputs), len(targets))
+        return Prompts(n, inputs=inputs[:n], targets=targets[:n])
 
     @torch.no_grad()
-    def grid_images(self, fixture) -> tuple[torch.Tensor, int]:
-        from genlab.grid import to_uint8
-
-        inputs, targets = fixture
-        generator = torch.Generator(device="cpu").manual_seed(0)  # the same noise in every epoch's grid
-        outputs = to_uint8(self.translate_images(inputs, generator)["images"])
-        return comparison_rows(inputs, outputs, targets, self.image_shape)
-
-
-def comparison_rows(inputs: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor,
-                    shape: tuple[int, int, int], per_row: int = GRID_COLUMNS) -> tuple[torch.Tensor, int]:
-    """uint8 tiles for a grid of `per_row` columns: for each run of examples, a row of inputs, one of
-    outputs and one of targets (input, output and target of one example stacked in a column)."""
-    inputs = torch.from_numpy(to_target_geometry(inputs.cpu().numpy(), shape)).to(outputs.device)
-    targets = targets.to(outputs.device).expand(-1, shape[0], -1, -1)
-    rows = []
-    for start in range(0, len(outputs), per_row):
-        part = slice(start, start + per_row)
-        block = [inputs[part], outputs[part], targets[part]]
-        if len(block[0]) < per_row:  # pad the last run with white tiles
-            pad = torch.full((per_row - len(block[0]), *shape), 255, dtype=torch.uint8, device=outputs.device)
-            block = [torch.cat([b, pad]) for b in block]
-        rows.extend(block)
-    return torch.cat(rows), per_row
+    def sample(self, prompts, generator, batch_size=None, progress=None):
+        """Outputs for the prompts' inputs (and a cycle model's reconstructions of them), uint8 on the CPU."""
+        step = batch_size or max(prompts.n, 1)
+        parts: dict[str, list[torch.Tensor]] = {"images": [], **({"reconstructions": []} if self.cycle else {})}
+        with tqdm(total=prompts.n, desc=progress, unit="img", dynamic_ncols=True, disable=progress is None) as bar:
+            for start in range(0, prompts.n, step):
+                x = self.to_input(prompts.inputs[start:start + step].to(self.device))
+                parts["images"].append(to_uint8(self.to_unit(self.translate(x, generator))).cpu())
+                if self.cycle:
+                    parts["reconstructions"].append(to_uint8(self.to_unit(self.reconstruct(x))).cpu())
+                bar.update(len(x))
+        images = torch.cat(parts.pop("images"))
+        return Samples(images, inputs=prompts.inputs[:prompts.n].cpu(),
+                       targets=None if prompts.targets is None else prompts.targets.cpu(),
+                       extras={key: torch.cat(value) for key, value in parts.items()}, paired=self.paired is True)
 
 
 def gan_metrics(real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -329,9 +315,6 @@ class DualGAN(TwoWayModel):
 
 
 # --------------------------------------------------------------------------- SRGAN
-VGG19_WEIGHTS = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19, in torch hub's checkpoint cache
-
-
 @register_model("srgan")
 class SRGAN(TranslationModel):
     """SRGAN (Ledig et al. 2017, "Photo-Realistic Single Image Super-Resolution Using a Generative
@@ -366,39 +349,10 @@ class SRGAN(TranslationModel):
         self.apply(_conv_init)
         self._features: list[nn.Module] = []  # not a submodule: frozen, never saved with the model
 
-    def prepare(self, resources: Mapping[str, Any]) -> dict[str, str]:
-        """Load the content-loss features; returns what was used, for the run's params."""
-        from genlab.io import file_digest
-
-        import torch.hub
-
-        vgg = torch.hub.get_dir() + f"/checkpoints/{VGG19_WEIGHTS}"
-        choice = self.hp["content_features"]
-        from pathlib import Path
-
-        if choice in ("auto", "vgg19") and Path(vgg).is_file():
-            from torchvision.models import vgg19
-
-            net = vgg19()
-            net.load_state_dict(torch.load(vgg, map_location="cpu", weights_only=True))
-            features, used = _ImageNetFeatures(net.features[:18]), f"vgg19 conv3_4 ({VGG19_WEIGHTS})"
-        elif choice == "vgg19":
-            raise FileNotFoundError(f"models.{self.spec.name}.content_features: vgg19, but {vgg} is not on disk; "
-                                    f"put torchvision's {VGG19_WEIGHTS} there, or set content_features: classifier")
-        else:
-            from genlab.classifier_net import build_classifier
-            from genlab.torch_io import load_weights
-
-            path = Path(resources["classifier"])
-            blob = load_weights(path, f"re-run `dvc repro task_reference@{path.stem}`", ("state_dict", "reason"))
-            if blob["state_dict"] is None:
-                raise ValueError(f"models.{self.spec.name}: no VGG19 weights and {path} has no classifier "
-                                 f"({blob['reason']}); put torchvision's {VGG19_WEIGHTS} in {Path(vgg).parent}")
-            classifier = build_classifier(blob)
-            digest = file_digest(path, "sha256")[:12]
-            features, used = classifier.trunk[:7], f"dataset classifier conv block 2 ({path.name}, sha256 {digest})"
-        features = features.to(self.device).eval().requires_grad_(False)
-        self._features = [features]
+    def prepare(self, resources):
+        """Take the content-loss features the train stage built; returns which they are, for the run's params."""
+        features, used = resources.content_features(self.hp["content_features"], f"models.{self.spec.name}")
+        self._features = [features.to(self.device).eval().requires_grad_(False)]
         return {"model.content_features_used": used}
 
     def _content(self, x: torch.Tensor) -> torch.Tensor:
@@ -421,19 +375,6 @@ class SRGAN(TranslationModel):
 
     def configure_optimizers(self):
         return {"g": self.adam(self.G.parameters()), "d": self.adam(self.D.parameters())}
-
-
-class _ImageNetFeatures(nn.Module):
-    """VGG features of images in [0, 1]: grey repeated to RGB, ImageNet mean/std normalised."""
-
-    def __init__(self, features: nn.Module):
-        super().__init__()
-        self.features = features
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def forward(self, x):
-        return self.features((x.expand(-1, 3, -1, -1) - self.mean) / self.std)
 
 
 # --------------------------------------------------------------------------- CCGAN
@@ -460,7 +401,7 @@ class CCGAN(TranslationModel):
         """The mask: where the task painted its inputs white (its settings name the square)."""
         from genlab.data.tasks import mask_box
 
-        lo, hi = mask_box(self.image_shape[1], resources["task"]["mask"])
+        lo, hi = mask_box(self.image_shape[1], resources.task["mask"])
         self.mask.zero_()
         self.mask[..., lo:hi, lo:hi] = 1
         return {}

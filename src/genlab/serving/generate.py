@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from genlab.errors import InputError
+from genlab.models.samples import Samples
 from genlab.serving.images import ImagesError, read_images, require_geometry, write_folder
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -104,43 +105,35 @@ def _download(uri: str, label: str) -> tuple:
 
 
 def draw(model, n: int, seed: int, batch_size: int, label: int | None = None,
-         inputs: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(uint8 images, labels or None): n samples of a noise-to-image model (balanced labels for a conditional
-    one, or all `label`), or an image-to-image model's outputs for `inputs`."""
-    from genlab.grid import to_uint8
-    from genlab.sampling.sample import generate_samples
+         inputs: np.ndarray | None = None) -> Samples:
+    """n samples of a noise-to-image model (balanced labels for a conditional one, or all `label`), or an
+    image-to-image model's outputs for `inputs`."""
+    from genlab.models.samples import Prompts
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    if model.translation:
+    if model.input_shape is not None:  # it translates images
         if inputs is None:
             raise ImagesError(f"{model.spec.name} is an image-to-image model ({model.type_name}): give --input images")
         require_geometry(inputs, model.input_shape, f"{model.spec.name} ({model.type_name})", "--input")
-        with torch.no_grad():
-            out = [to_uint8(model.translate_images(torch.from_numpy(chunk), gen)["images"]).cpu()
-                   for chunk in np.array_split(inputs, range(batch_size, len(inputs), batch_size))]
-        return torch.cat(out), None
+        return model.sample(Prompts(len(inputs), inputs=torch.from_numpy(inputs)), gen, batch_size)
     if inputs is not None:
         raise ImagesError(f"{model.spec.name} ({model.type_name}) draws from noise; --input is for image-to-image models")
     if label is None:
-        return generate_samples(model, n, batch_size, seed)
+        return model.sample(model.prompts(n), gen, batch_size, progress="generate")
     if not model.conditional:
         raise ImagesError(f"{model.spec.name} ({model.type_name}) is unconditional: it takes no --label")
     if not 0 <= label < model.num_classes:
         raise ImagesError(f"--label {label}: {model.spec.name} has classes 0-{model.num_classes - 1}")
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            y = torch.full((m,), label, dtype=torch.long, device=model.device)
-            chunks.append(to_uint8(model.generate(model.sample_latent(m, generator=gen), y)).cpu())
-    return torch.cat(chunks), torch.full((n,), label, dtype=torch.long)
+    return model.sample(Prompts(n, labels=torch.full((n,), label, dtype=torch.long)), gen, batch_size)
 
 
 def generate(ref: str, out: Path, *, n: int, seed: int, batch_size: int, label: int | None = None,
              input_path: Path | None = None, device: str = "cpu", checkpoint: str = "last") -> str:
     """Draw from the model `ref` names into `out`: a .png grid, an .h5 samples file, else a folder of PNGs.
     Returns a line saying what was written."""
-    from genlab.sampling.sample import sample_grid, write_samples
+    from genlab.grid import save_grid
+    from genlab.sampling.grid import grid_tiles
+    from genlab.sampling.sample import write_samples
     from genlab.device import resolve_device
     from genlab.models.files import load_model, read_model_file
 
@@ -157,15 +150,16 @@ def generate(ref: str, out: Path, *, n: int, seed: int, batch_size: int, label: 
     finally:
         if resolved.download is not None:
             shutil.rmtree(resolved.download, ignore_errors=True)
-    images, labels = draw(model, n, seed, batch_size, label, inputs)
+    samples = draw(model, n, seed, batch_size, label, inputs)
     out = Path(out)
     if out.suffix == ".png":
-        sample_grid(out, images, labels, model.num_classes, len(images))
+        save_grid(out, *grid_tiles(samples, model.num_classes))
     elif out.suffix in (".h5", ".hdf5"):
-        write_samples(out, images, labels, {"model": resolved.label, "type": model.type_name, "seed": seed,
-                                            "n": len(images), "checkpoint": checkpoint,
-                                            "train_precision": model.train_precision, "generated": "genlab generate"})
+        arrays = {"images": samples.images, **({"labels": samples.labels} if samples.labels is not None else {})}
+        write_samples(out, arrays, {"model": resolved.label, "type": model.type_name, "seed": seed,
+                                    "n": len(samples.images), "checkpoint": checkpoint,
+                                    "train_precision": model.train_precision, "generated": "genlab generate"})
     else:
-        write_folder(out, images.numpy())
+        write_folder(out, samples.images.numpy())
     source = ref if resolved.download is not None else resolved.directory
-    return f"wrote {out}: {len(images)} images from {source} ({model.type_name}, {checkpoint}, seed {seed})"
+    return f"wrote {out}: {len(samples.images)} images from {source} ({model.type_name}, {checkpoint}, seed {seed})"

@@ -28,7 +28,7 @@ def input_example(model):
     """What a request looks like: a DataFrame row (n, seed, label) or, for image-to-image, input images."""
     import pandas as pd
 
-    if model.translation:
+    if model.input_shape is not None:  # image-to-image: it takes images
         return np.zeros((2, *model.input_shape), dtype=np.uint8)
     return pd.DataFrame({"n": [EXAMPLE_N], "seed": [0], "label": [0 if model.conditional else -1]})
 
@@ -39,7 +39,7 @@ def signature(model):
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
     images = Schema([TensorSpec(np.dtype(np.uint8), (-1, *model.image_shape), "images")])
-    if model.translation:
+    if model.input_shape is not None:  # image-to-image: it takes images
         return ModelSignature(Schema([TensorSpec(np.dtype(np.uint8), (-1, *model.input_shape), "inputs")]), images,
                               ParamSchema([ParamSpec("seed", "long", 0)]))
     return ModelSignature(Schema([ColSpec("long", "n"), ColSpec("long", "seed"), ColSpec("long", "label")]), images)

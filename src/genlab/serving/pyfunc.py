@@ -32,12 +32,12 @@ class GenlabModel(PythonModel):
         from genlab.serving.generate import draw
 
         seed = int((params or {}).get("seed", 0))
-        if self.model.translation:
-            return draw(self.model, 0, seed, self.batch_size, inputs=np.asarray(model_input, dtype=np.uint8))[0].numpy()
+        if self.model.input_shape is not None:  # it translates the images it is given
+            return draw(self.model, 0, seed, self.batch_size, inputs=np.asarray(model_input, dtype=np.uint8)).images.numpy()
         out = []
         for row in model_input.itertuples(index=False):
             label = None if int(row.label) < 0 else int(row.label)
-            out.append(draw(self.model, int(row.n), int(row.seed), self.batch_size, label)[0].numpy())
+            out.append(draw(self.model, int(row.n), int(row.seed), self.batch_size, label).images.numpy())
         return np.concatenate(out)
 
 

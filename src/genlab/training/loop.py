@@ -33,7 +33,9 @@ if TYPE_CHECKING:  # the composed params, duck-typed here (genlab.config sits ab
 from genlab.io import atomic_path
 from genlab.models import GenerativeModel, build_model
 from genlab.models.files import BEST_FILE, MODEL_FILE, save_model_file
+from genlab.models.samples import Prompts
 from genlab.grid import grid_array
+from genlab.sampling.grid import grid_prompts, grid_tiles
 from genlab.torch_io import UnsafeWeightsFile, WeightsFileError, load_weights, save_torch_atomic
 from genlab.tracking import TrainingRun, provenance_tags, repo_root
 from genlab.tracking.mlflow_run import GRID_KEY, dataset_input
@@ -42,6 +44,7 @@ from genlab.training.data import TrainData, open_train_data
 from genlab.training import distributed
 from genlab.device import autocast, cuda_settings
 from genlab.training.plan import TrainPlan, plan_training
+from genlab.training.resources import StageResources
 from genlab.training.selection import Best, CheckpointSelector, open_selector, own_random_state, scored_copy
 
 
@@ -99,7 +102,8 @@ def train(plan: TrainPlan) -> TrainResult:
             for epoch in range(progress.epoch + 1, plan.epochs + 1):
                 train_epoch(plan, trainee, progress, window, run, bar, pace)
                 if ranks.main:  # the grid, the score (best.pt when it is the best), then the checkpoint
-                    run.log_image(epoch_grid(trainee.model, trainee.grid_fixture), key=GRID_KEY, step=epoch)
+                    run.log_image(epoch_grid(trainee.model, trainee.grid_prompts, plan.protocol_seed + 1),
+                                  key=GRID_KEY, step=epoch)
                     score = select_best(plan, trainee, progress, epoch, run, pace)
                     budget.add(epoch, progress.step, progress.step * plan.batch, pace.seconds(), score)
                     run.flush()
@@ -123,7 +127,7 @@ def train(plan: TrainPlan) -> TrainResult:
 @dataclass
 class Trainee:
     """What a plan builds before its first step: the data on the device, the model, its optimizers, the
-    shuffle's generator, the run's fingerprint; on rank 0 the grid's fixture and the best checkpoint's selector."""
+    shuffle's generator, the run's fingerprint; on rank 0 the grid's prompts and the best checkpoint's selector."""
 
     data: TrainData
     model: GenerativeModel
@@ -131,7 +135,7 @@ class Trainee:
     shuffle: torch.Generator
     prepared: dict[str, Any]  # what the model prepared from the stage's other inputs (logged, fingerprinted)
     fingerprint: str
-    grid_fixture: Any = None
+    grid_prompts: Prompts | None = None
     selector: CheckpointSelector | None = None
     no_best: str | None = None  # why there is no best checkpoint (None: there is one, or not rank 0)
 
@@ -145,7 +149,7 @@ def build(plan: TrainPlan) -> Trainee:
     model = build_model(plan.spec, data.image_shape, plan.num_classes, data.input_shape).to(plan.device)
     if plan.ranks.parallel:
         model = distributed.synchronize_batchnorm(model, plan.device)
-    prepared = model.prepare({"classifier": plan.classifier_path, "task": plan.task})
+    prepared = model.prepare(StageResources(plan.task, plan.classifier_path))
     optimizers = model.configure_optimizers()
     if plan.precision != "fp32":
         drop_stale_autocast_weights(optimizers)
@@ -154,7 +158,7 @@ def build(plan: TrainPlan) -> Trainee:
     shuffle = torch.Generator(device="cpu").manual_seed(plan.seed)
     trainee = Trainee(data, model, optimizers, shuffle, prepared, plan.fingerprint(prepared))
     if plan.ranks.main:
-        trainee.grid_fixture = model.grid_fixture(plan.grid_size, plan.protocol_seed, data)
+        trainee.grid_prompts = grid_prompts(model, plan.grid_size, data)
         trainee.selector, trainee.no_best = open_selector(plan.selection, data, model, plan.device)
     return trainee
 
@@ -359,12 +363,14 @@ def read_checkpoint(path: Path, model_name: str) -> dict[str, Any] | None:
 
 
 @torch.no_grad()
-def epoch_grid(model: GenerativeModel, fixture):
+def epoch_grid(model: GenerativeModel, prompts: Prompts, seed: int):
+    """The epoch's grid: the fixed prompts drawn in eval mode, with the same noise every epoch."""
     was_training = model.training
     model.eval()
-    tiles, nrow = model.grid_images(fixture)
+    samples = model.sample(prompts, torch.Generator(device="cpu").manual_seed(seed))
     model.train(was_training)
-    return grid_array(tiles.cpu(), nrow=nrow)
+    tiles, nrow = grid_tiles(samples, model.num_classes)
+    return grid_array(tiles, nrow=nrow)
 
 
 def drop_stale_autocast_weights(optimizers: dict[str, torch.optim.Optimizer]) -> None:

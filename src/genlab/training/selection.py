@@ -40,37 +40,29 @@ class Best:
 class CheckpointSelector:
     """Scores a model by classifier-FID against a fixed set of training images; tells when it is the best."""
 
-    def __init__(self, classifier: torch.nn.Module, data, n_samples: int, n_real: int, seed: int,
-                 translation: bool, device: torch.device):
+    def __init__(self, classifier: torch.nn.Module, data, n_samples: int, n_real: int, seed: int, model,
+                 device: torch.device):
         from genlab.classifier_net import predict
 
         self.classifier = classifier.to(device).eval()
-        self.n_samples, self.seed, self.translation = n_samples, seed, translation
-        head, _ = data.head(max(n_real, n_samples) if translation else n_real)
-        if translation:  # ((inputs, targets), labels): translate the inputs, compare with the targets
-            self.inputs, real = head[0][:n_samples], head[1][:n_real]
-        else:
-            self.inputs, real = None, head
-        self.real_features, _ = predict(self.classifier, real)
+        self.seed = seed
+        self.prompts = model.prompts(n_samples, data)  # fixed: every epoch draws for the same prompts
+        self.real_features, _ = predict(self.classifier, reference_images(data, n_real))
 
     @torch.no_grad()
     def score(self, model) -> float:
         """The classifier-FID of the model's samples (the model is left as it was)."""
         from genlab.classifier_net import predict
-        from genlab.grid import to_uint8
 
-        generator = torch.Generator(device="cpu").manual_seed(self.seed)
-        if self.translation:
-            images = to_uint8(model.translate_images(self.inputs, generator)["images"])
-        else:
-            labels = None
-            if model.conditional:
-                from genlab.grid import balanced_labels
-
-                labels = balanced_labels(self.n_samples, model.num_classes).to(model.device)
-            images = to_uint8(model.generate(model.sample_latent(self.n_samples, generator=generator), labels))
-        features, _ = predict(self.classifier, images)
+        samples = model.sample(self.prompts, torch.Generator(device="cpu").manual_seed(self.seed))
+        features, _ = predict(self.classifier, samples.images)
         return frechet_distance(features, self.real_features)
+
+
+def reference_images(data, k: int) -> torch.Tensor:
+    """The first k training images samples are compared with: a dataset's images, a task's targets."""
+    head, _ = data.head(k)
+    return head[1] if isinstance(head, tuple) else head
 
 
 def frechet_distance(fake: torch.Tensor, real: torch.Tensor) -> float:
@@ -122,4 +114,4 @@ def _open_selector(plan: SelectionPlan, data, model, device):
     classifier, meta = load_classifier(plan.classifier_path)
     if classifier is None:
         return None, meta["reason"]
-    return CheckpointSelector(classifier, data, plan.n_samples, plan.n_real, plan.seed, model.translation, device), None
+    return CheckpointSelector(classifier, data, plan.n_samples, plan.n_real, plan.seed, model, device), None
