@@ -67,7 +67,8 @@ def main(argv):
         with Image.open(grid) as image:  # MLflow's image grid compares runs by this key
             image = image.copy()
         run.log_image(image, key=FINAL_GRID_KEY, step=0)
-        first_grid = first_grid or image
+        if first_grid is None:
+            first_grid = image
         run.log_metrics(mlflow_metrics(record), step=0)
         run.flush()
         for path in (seed_path(Path(seeds_dir), seed, ".json"), seed_path(Path(seeds_dir), seed, ".protocol.json")):

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 
+def content_key(array) -> str:
+    """A key for caches of what is computed from an array's contents (a CPU tensor or a NumPy array): the sha1
+    of its bytes, and its shape."""
+    data = array.numpy() if hasattr(array, "numpy") else array
+    return hashlib.sha1(data.tobytes()).hexdigest() + str(tuple(data.shape))
+
+
 def file_digest(path: str | Path, algorithm: str = "md5") -> str:
     """The hex digest of a file's bytes, read in blocks (md5: what DVC records for a file)."""
     with open(path, "rb") as f:

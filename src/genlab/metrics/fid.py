@@ -6,6 +6,8 @@ import torch
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
+from genlab.io import content_key
+
 
 def _as_float64_tensor(feats: np.ndarray | torch.Tensor) -> torch.Tensor:
     # float64 for both sets: torch-fidelity asserts equal dtypes and takes the feature mean in the input dtype.
@@ -95,15 +97,13 @@ def kernel_distance(fake_feats, real_feats, *, subsets: int = 10, subset_size: i
     (unbiased at any N), with less variance and, with the real set's kernel sum kept per process, a
     fraction of the cost for many seeds against one real set. `std` is torch-fidelity's std over `subsets`
     random subsets of min(subset_size, N_fake, N_real): the estimator's noise at that subset size."""
-    import hashlib
-
     fake, real = _as_float64_tensor(fake_feats), _as_float64_tensor(real_feats)
     if fake.shape[1] != real.shape[1]:
         raise ValueError(f"feature dims differ: {fake.shape[1]} vs {real.shape[1]}")
     m, n, dim = len(fake), len(real), fake.shape[1]
     if m < 2 or n < 2:
         raise ValueError(f"KID needs at least 2 features a side, got {m} fake and {n} real")
-    key = hashlib.sha1(real.numpy().tobytes()).hexdigest() + str(tuple(real.shape))
+    key = content_key(real)
     if key not in _REAL_KERNEL_SUMS:
         _REAL_KERNEL_SUMS[key] = _kernel_sum(real, real, dim, same=True)
     mmd2 = (_kernel_sum(fake, fake, dim, same=True) / (m * (m - 1)) + _REAL_KERNEL_SUMS[key] / (n * (n - 1))

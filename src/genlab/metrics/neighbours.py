@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from genlab.io import content_key
+
 # Bytes of one float64 distance block (rows x reference points); kept small so the peak memory of
 # cdist's matrix-product path (the block, its squared version and the row/column norms) stays < 1 GB.
 _CHUNK_BYTES = 64 * 2**20
@@ -73,18 +75,12 @@ RADII_K = 5
 _RADII: dict[str, torch.Tensor] = {}  # content digest -> (N, max k) sorted radii: a real set's, reused across seeds
 
 
-def _digest(x: torch.Tensor) -> str:
-    import hashlib
-
-    return hashlib.sha1(x.numpy().tobytes()).hexdigest() + str(tuple(x.shape))
-
-
 def _knn_radii(real: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each point to its k-th nearest *other* point of the same set (self excluded).
 
     Kept per process by the set's content (every seed of a model is scored against the same real set), for
     every k up to ``max(k, RADII_K)`` at once."""
-    key = _digest(real)
+    key = content_key(real)
     if key not in _RADII or _RADII[key].shape[1] < k:
         _RADII[key] = _compute_knn_radii(real, min(max(k, RADII_K), len(real) - 1), every=True)
     return _RADII[key][:, k - 1]
@@ -114,7 +110,7 @@ _FAKE_REAL_BYTES = 256 * 2**20
 def _fake_real_blocks(fake: torch.Tensor, real: torch.Tensor):
     """(start, distance block of fake rows x every real point), block by block, the same blocks whichever
     metric asks; a pair's whole matrix is kept while the kept ones fit in ``_FAKE_REAL_BYTES``."""
-    key = _digest(fake) + _digest(real)
+    key = content_key(fake) + content_key(real)
     step = _rows_per_chunk(len(real))
     if key in _FAKE_REAL:
         whole = _FAKE_REAL[key]

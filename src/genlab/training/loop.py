@@ -149,7 +149,7 @@ def build(plan: TrainPlan) -> Trainee:
     model = build_model(plan.spec, data.image_shape, plan.num_classes, data.input_shape).to(plan.device)
     if plan.ranks.parallel:
         model = distributed.synchronize_batchnorm(model, plan.device)
-    prepared = model.prepare(StageResources(plan.task, plan.classifier_path))
+    prepared = model.prepare(StageResources(plan.task, plan.selection.classifier_path))
     optimizers = model.configure_optimizers()
     if plan.precision != "fp32":
         drop_stale_autocast_weights(optimizers)

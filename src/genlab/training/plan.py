@@ -58,7 +58,6 @@ class TrainPlan:
     task: Mapping[str, Any] | None  # an image-to-image task's recipe (genlab.data.tasks)
     out_dir: Path
     plots_path: Path
-    classifier_path: Path | None
     parent_run_id: str | None
     fingerprint_keys: Mapping[str, Any]  # what a checkpoint must match, but what the model prepares
     run_params: Mapping[str, Any]  # the MLflow run's params that the plan knows (the model adds its own)
@@ -106,8 +105,8 @@ def plan_training(params: Params, model_name: str, seed: int, data_path: Path, o
         data_path=data_path, data_hash=data_hash, dataset=info["dataset"], n_images=n_images,
         num_classes=len(info["class_names"]), task=info["task"],
         out_dir=Path(out_dir), plots_path=Path(plots_path),
-        classifier_path=None if classifier_path is None else Path(classifier_path), parent_run_id=parent_run_id,
-        fingerprint_keys=fingerprint_keys(params, model_name, data_hash, seed),
+        parent_run_id=parent_run_id,
+        fingerprint_keys=fingerprint_keys(params, model_name, data_hash, seed, (device, precision)),
         run_params={**flatten({"model": spec.flat()}), **flatten({"data": params.data}),
                     **flatten({"train": params.train}), "seed": seed,
                     "train.resolved_device": device.type, "train.resolved_precision": precision})
@@ -122,13 +121,18 @@ def fingerprint(params: Params, model_name: str, data_hash: str, prepared: dict 
     return digest_keys(fingerprint_keys(params, model_name, data_hash, seed), prepared)
 
 
-def fingerprint_keys(params: Params, model_name: str, data_hash: str, seed: int) -> dict[str, Any]:
-    """The fingerprint's keys that the params and the data decide (all but what the model prepares)."""
+def fingerprint_keys(params: Params, model_name: str, data_hash: str, seed: int,
+                     resolved: tuple[torch.device, str] | None = None) -> dict[str, Any]:
+    """The fingerprint's keys that the params and the data decide (all but what the model prepares); `resolved`:
+    the device and precision train.device and train.precision resolved to (None: resolve them here)."""
     data = {k: v for k, v in params.data.items() if k != "memory_budget_mb"}  # the loader never changes batches
     # what `auto` resolves to here, not the word: a CPU fp32 checkpoint never resumes as CUDA bf16
-    device = resolve_device(params.train["device"])
+    if resolved is None:
+        device = resolve_device(params.train["device"])
+        resolved = device, resolve_precision(params.train["precision"], device)
+    device, precision = resolved
     keys = {"spec": params.models[model_name].flat(), "seed": seed, "data": data, "data_hash": data_hash,
-            "train": {"device": device.type, "precision": resolve_precision(params.train["precision"], device)}}
+            "train": {"device": device.type, "precision": precision}}
     keys["best"] = {k: params.train[k] for k in ("best_metric", "best_samples", "best_real")}
     if params.train["nproc"] > 1:  # the same experiment up to rounding, but not the same bytes
         keys["nproc"] = params.train["nproc"]
