@@ -34,10 +34,10 @@ pull: install
 
 # Test files in parallel, one worker a core (pytest-xdist): a module's fixture stays in one process.
 test: install
-	$(RUN) python -m pytest -q -n auto --dist loadfile
+	$(RUN) python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 test-fast: install
-	$(RUN) python -m pytest -q -n auto --dist loadfile -m "not e2e and not slow"
+	$(RUN) python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e and not slow"
 
 # MLflow 3 opens experiments as GenAI apps (traces, token usage) until "Model training" is chosen
 # once in the browser; this address chooses it and lands on the runs tables.
