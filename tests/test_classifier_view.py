@@ -92,8 +92,9 @@ def test_conditional_accuracy_equals_test_accuracy_and_drops_with_shuffled_label
     images, labels = evaluator["images"], evaluator["labels"]
     true = view(evaluator, images, labels)
     assert true["conditional_accuracy"]["value"] == pytest.approx(evaluator["record"]["test_accuracy"], abs=1e-9)
-    shuffled = np.random.default_rng(0).permutation(labels)
-    wrong = view(evaluator, images, shuffled)
+    # labels that have nothing to do with the images: chance, 1 in 10 (2000 images: the std is 0.007)
+    shuffled = np.random.default_rng(0).permutation(labels)[:2000]
+    wrong = view(evaluator, images[:2000], shuffled)
     assert abs(wrong["conditional_accuracy"]["value"] - 0.1) < 0.03
 
 

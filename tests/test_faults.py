@@ -4,6 +4,7 @@ same MLflow run, logs every metric step exactly once and ends with the bytes of 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -32,9 +33,25 @@ def params() -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> bytes:
+def prepared(tmp_path_factory) -> Path:
+    """A project whose data and dataset classifier are built (`dvc repro evaluator@fashion-mnist`, no MLflow
+    store yet): each test trains in a copy of its own."""
+    repo = make_project(tmp_path_factory.mktemp("prepared") / "repo", params())
+    dvc(repo, "repro", "evaluator@fashion-mnist")
+    assert not (repo / "mlflow.db").exists()
+    return repo
+
+
+def copy_of(prepared: Path, where: Path) -> Path:
+    repo = where / "repo"
+    shutil.copytree(prepared, repo, symlinks=True)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def reference(prepared, tmp_path_factory) -> bytes:
     """model.pt of an uninterrupted run (tracking off: logging never changes what is trained)."""
-    repo = make_project(tmp_path_factory.mktemp("reference") / "repo", params())
+    repo = copy_of(prepared, tmp_path_factory.mktemp("reference"))
     dvc(repo, "repro", "train@gan", GENLAB_TRACKING="off")
     return (repo / SEED_DIR / "model.pt").read_bytes()
 
@@ -110,11 +127,10 @@ def assert_one_complete_run(uri: str) -> None:
     assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in images) == list(range(1, EPOCHS + 1))
 
 
-def test_unreachable_server_fails_the_train_stage_in_seconds(tmp_path):
+def test_unreachable_server_fails_the_train_stage_in_seconds(prepared, tmp_path):
     from genlab.server import free_port
 
-    repo = make_project(tmp_path / "repo", params())
-    dvc(repo, "repro", "pack@fashion-mnist")
+    repo = copy_of(prepared, tmp_path)
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     start = time.monotonic()
     proc = dvc(repo, "repro", "train@gan", check=False, MLFLOW_TRACKING_URI=uri)
@@ -127,9 +143,8 @@ def test_unreachable_server_fails_the_train_stage_in_seconds(tmp_path):
     assert not (repo / SEED_DIR / "checkpoint.pt").exists()
 
 
-def test_sigkill_mid_epoch_resumes_under_dvc_repro_to_the_same_bytes(tmp_path, reference):
-    repo = make_project(tmp_path / "repo", params())
-    dvc(repo, "repro", "pack@fashion-mnist")
+def test_sigkill_mid_epoch_resumes_under_dvc_repro_to_the_same_bytes(prepared, tmp_path, reference):
+    repo = copy_of(prepared, tmp_path)
     proc = start_train(repo)
     # after the first epoch's checkpoint and a mid-epoch batch of the second epoch reached MLflow
     wait_for(lambda: logged_steps_sqlite(repo / "mlflow.db") > STEPS_PER_EPOCH, proc, "a logged step of epoch 2")
@@ -161,11 +176,11 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_same_run(tmp_path, reference):
+def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_same_run(prepared, tmp_path,
+                                                                                       reference):
     from genlab.server import free_port
 
-    repo = make_project(tmp_path / "repo", params())
-    dvc(repo, "repro", "pack@fashion-mnist")
+    repo = copy_of(prepared, tmp_path)
     store, port = tmp_path / "store", free_port()
     uri = f"http://127.0.0.1:{port}"
     server = mlflow_server(store, port)

@@ -62,7 +62,7 @@ def wait_for_queue(repo: Path, uri: str, timeout: float = 900) -> str:
         status = dvc(repo, "queue", "status", MLFLOW_TRACKING_URI=uri).stdout
         if "Queued" not in status and "Running" not in status:
             return status
-        time.sleep(5)
+        time.sleep(10)  # each poll is a `dvc` process: ~1.5 s of a core taken from the experiments it waits for
     raise AssertionError(f"queued experiments still running after {timeout:.0f} s:\n{status}")
 
 
