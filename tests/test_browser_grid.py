@@ -16,16 +16,14 @@ jumps to the logged step by itself only when there is just one; with two or more
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
 
 from browser import chromium, stop_group
-from projects import BIN
+from projects import start_mlflow_server
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,33 +46,14 @@ def sample_grid(grey: int) -> np.ndarray:
 def mlflow_server(tmp_path):
     """A real `mlflow server` on a new sqlite store, artifacts served by it as `genlab server` serves them,
     on a free 127.0.0.1 port; stopped with its whole process group."""
-    from genlab.server import free_port, wait_until_up
+    from genlab.server import free_port
 
     port = free_port()
-    log = open(tmp_path / "mlflow-server.log", "w")
-    # One worker and no job runner (7 huey consumer processes otherwise): the server answers in ~15 s
-    # instead of ~40 s on 2 cores.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", store,
-                             "--artifacts-destination", str(tmp_path / "artifacts"), "--serve-artifacts",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc = start_mlflow_server(tmp_path / "store", port)
     try:
-        import genlab.grid  # noqa: F401  (torch) and MLflow's client: imported while the server starts
-        import mlflow.tracking  # noqa: F401
-
-        try:
-            wait_until_up(url, proc)
-        except Exception:
-            log.flush()
-            print((tmp_path / "mlflow-server.log").read_text()[-3000:])
-            raise
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_group(proc, timeout=20)
-        log.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import BIN, MIRROR, dvc, env_for, logged, make_project, start_logged, tiny_params
+from projects import BIN, MIRROR, dvc, env_for, logged, make_project, start_logged, start_mlflow_server, tiny_params
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")]
@@ -160,17 +160,6 @@ def test_sigkill_mid_epoch_resumes_under_dvc_repro_to_the_same_bytes(prepared, t
     assert dvc(repo, "status", "train@gan").stdout.strip() == "Data and pipelines are up to date."
 
 
-def mlflow_server(store: Path, port: int) -> subprocess.Popen:
-    from genlab.server import wait_until_up
-
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-                             "--artifacts-destination", str(store / "artifacts"), "--serve-artifacts",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_until_up(f"http://127.0.0.1:{port}", proc)
-    return proc
-
-
 def kill_group(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -183,7 +172,7 @@ def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_s
     repo = copy_of(prepared, tmp_path)
     store, port = tmp_path / "store", free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = mlflow_server(store, port)
+    server = start_mlflow_server(store, port)
     try:
         proc = start_train(repo, MLFLOW_TRACKING_URI=uri)
         wait_for(lambda: (repo / SEED_DIR / "checkpoint.pt").exists(), proc, "the first checkpoint")
@@ -198,7 +187,7 @@ def test_server_lost_mid_training_stops_the_stage_and_the_rerun_resumes_in_the_s
         assert stopped_after < 90, f"the stage took {stopped_after:.0f} s to stop"
         assert (repo / SEED_DIR / "checkpoint.pt").exists()
 
-        server = mlflow_server(store, port)
+        server = start_mlflow_server(store, port)
         resumed = dvc(repo, "repro", "train@gan", MLFLOW_TRACKING_URI=uri)
         assert "resuming from epoch" in resumed.stdout + resumed.stderr
         assert (repo / SEED_DIR / "model.pt").read_bytes() == reference
