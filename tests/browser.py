@@ -3,18 +3,16 @@ the page's DOM after its scripts ran and its requests settled, or a screenshot."
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
+from genlab.server import wait_until_up
 from genlab.tracking.store import experiment_page  # noqa: F401  (re-exported for the tests)
-from projects import BIN
+from projects import BIN, stop_group
 
 
 def chromium() -> str | None:
@@ -57,29 +55,10 @@ def mlflow_ui(repo: Path, port: int):
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, "mlflow ui did not start"
-            time.sleep(0.5)
+        wait_until_up(url, proc)
         yield url
     finally:
         stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """End a server started with start_new_session=True, its whole process group (the CLI, uvicorn and
-    its workers, MLflow's job runner): SIGTERM, then SIGKILL after `timeout` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def fetch(url: str) -> bytes:

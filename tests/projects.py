@@ -2,6 +2,7 @@
 driven by the real `dvc` of this environment."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -78,10 +79,22 @@ def start_mlflow_server(store: Path, port: int) -> subprocess.Popen:
     try:
         wait_until_up(f"http://127.0.0.1:{port}", proc)
     except Exception as exc:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         raise AssertionError(f"{exc}; the server printed:\n{logged(proc)[-3000:]}") from exc
     return proc
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """End a server started with start_new_session=True, its whole process group (the CLI, uvicorn and
+    its workers, MLflow's job runner): SIGTERM, then SIGKILL after `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def logged(proc: subprocess.Popen) -> str:

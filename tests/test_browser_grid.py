@@ -22,8 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from browser import chromium, stop_group
-from projects import start_mlflow_server
+from browser import chromium
+from projects import start_mlflow_server, stop_group
 
 pytestmark = [
     pytest.mark.slow,

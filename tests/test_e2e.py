@@ -620,7 +620,7 @@ def test_mlflow_models_serve_answers_with_the_images_asked_for(project):
 
 def line_of(output: str, prefix: str) -> str:
     """The rest of the first line of a stage's output that starts with `prefix` (`gan seed 0: `, not `dcgan ...`)."""
-    match = re.search(rf"(?<![\w]){re.escape(prefix)}([^\n]*)", output)
+    match = re.search(rf"(?<!\w){re.escape(prefix)}([^\n]*)", output)
     assert match, f"no line {prefix!r} in:\n{output[-3000:]}"
     return match.group(1)
 
