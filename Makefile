@@ -32,9 +32,10 @@ push: install
 pull: install
 	$(RUN) dvc pull
 
-# Test files in parallel, one worker a core (pytest-xdist): a module's fixture stays in one process.
+# Test files in parallel, one worker a core (pytest-xdist): a module's fixture stays in one process;
+# the slowest tests listed at the end.
 test: install
-	$(RUN) python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
+	$(RUN) python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: install
 	$(RUN) python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e and not slow"

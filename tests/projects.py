@@ -42,13 +42,17 @@ def env_for(repo: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # as the project's .dvc/config has it: no `dvc daemon analytics` process after every dvc command (~0.7 s of
+    # a core each, and a connection this machine refuses)
+    env["DVC_NO_ANALYTICS"] = "1"
     env["PYTHONPATH"] = str(repo / "src")  # the project's own code runs, the code dvc.lock hashes
     env.update(extra)
     return env
 
 
-def dvc(repo: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env_for(repo, **env), capture_output=True, text=True)
+def dvc(repo: Path, *args: str, check: bool = True, timeout: float | None = None, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env_for(repo, **env), capture_output=True, text=True,
+                          timeout=timeout)
     if check:
         assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc

@@ -3,6 +3,7 @@ the tiny pipeline and two queued experiments run by `dvc queue start -j 2` loggi
 then read back with MlflowClient: every run FINISHED, distinct, complete."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -56,13 +57,25 @@ def server():
 GAN = {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch_size": 32, "lr": 0.001}}
 
 
+def start_queue(repo: Path, uri: str, jobs: int) -> None:
+    """`dvc queue start -j jobs`, its output to a file. The workers it spawns inherit its stdout and stderr:
+    with pipes (capture_output) it would return only when the last worker exits, and never if one hangs."""
+    log = repo.parent / "queue-start.log"
+    with log.open("w") as out:
+        proc = subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", str(jobs)], cwd=repo, stdout=out,
+                              stderr=subprocess.STDOUT, env=env_for(repo, MLFLOW_TRACKING_URI=uri), timeout=120)
+    assert proc.returncode == 0, log.read_text()
+
+
 def wait_for_queue(repo: Path, uri: str, timeout: float = 900) -> str:
     deadline = time.monotonic() + timeout
+    status = ""
     while time.monotonic() < deadline:
-        status = dvc(repo, "queue", "status", MLFLOW_TRACKING_URI=uri).stdout
-        if "Queued" not in status and "Running" not in status:
-            return status
         time.sleep(10)  # each poll is a `dvc` process: ~1.5 s of a core taken from the experiments it waits for
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a poll stuck on the queue's lock: poll again
+            status = dvc(repo, "queue", "status", timeout=60, MLFLOW_TRACKING_URI=uri).stdout
+            if "Queued" not in status and "Running" not in status:
+                return status
     raise AssertionError(f"queued experiments still running after {timeout:.0f} s:\n{status}")
 
 
@@ -76,7 +89,7 @@ def test_queued_experiments_log_in_parallel_into_the_postgresql_server(server, t
     git(repo, "commit", "-q", "-m", "baseline results")
     for lr in ("0.0005", "0.002"):
         dvc(repo, "exp", "run", "--queue", "-S", f"models.gan.lr={lr}", MLFLOW_TRACKING_URI=uri)
-    dvc(repo, "queue", "start", "-j", "2", MLFLOW_TRACKING_URI=uri)
+    start_queue(repo, uri, jobs=2)
     status = wait_for_queue(repo, uri)
     assert status.count("Success") == 2, status
 
