@@ -4,6 +4,8 @@ same distribution is not, and the record keeps the samples nearest the training 
 nearest training images (what the report shows side by side)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,24 @@ def test_without_training_features_the_check_is_null_with_the_reason(dataset):
     train, labels = read_split(packed, "train")
     entry = memorization(train[:50], labels[:50], EvaluatorFiles(evaluator.classifier, evaluator.features))
     assert entry["c_t"] is None and "training" in entry["reason"]
+
+
+def test_the_evaluator_stores_the_copying_reference_for_its_seed(dataset):
+    """The reference fitted on the stored training and test features for the evaluator's seed comes back
+    whole from the training features file (C_T the same to the last bit); for another seed nothing does."""
+    from genlab.metrics.features import load_features, load_statistics
+    from genlab.metrics.neighbours import copying_reference, data_copying, stored_copying_reference
+
+    _, evaluator = dataset
+    train, _ = load_features(evaluator.train_features)
+    test, _ = load_features(evaluator.features)
+    stats = load_statistics(evaluator.train_features)
+    stored = stored_copying_reference(train, len(test), stats, seed=0)
+    fitted = copying_reference(train, test, seed=0)
+    assert np.array_equal(stored.centres.numpy(), fitted.centres.numpy())
+    assert np.array_equal(stored.test_cell, fitted.test_cell) and np.array_equal(stored.test_d, fitted.test_d)
+    generated = train[:150] + 0.01
+    same = [json.dumps(data_copying(generated, reference=r), sort_keys=True) for r in (stored, fitted)]  # NaN cells
+    assert same[0] == same[1]
+    assert stored_copying_reference(train, len(test), stats, seed=1) is None
+    assert stored_copying_reference(train, len(test) - 1, stats, seed=0) is None

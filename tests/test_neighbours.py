@@ -186,3 +186,45 @@ def test_all_functions_are_deterministic():
     f2 = fid_infinity(b.copy(), a.copy(), seed=5)
     assert repr(f1) == repr(f2)
     assert fid_infinity(b, a, seed=6)["fids"][:-1] != f1["fids"][:-1]  # the seed matters
+
+
+# ------------------------------------------------------------------- statistics stored beside real features
+def _fresh_caches(monkeypatch):
+    from genlab.metrics import fid
+
+    monkeypatch.setattr(nb, "_RADII", {})
+    monkeypatch.setattr(fid, "_REAL_KERNEL_SUMS", {})
+
+
+def test_stored_real_statistics_give_the_computed_numbers_to_the_last_bit(tmp_path, monkeypatch):
+    from genlab.metrics.features import load_real_features, real_statistics, save_features
+    from genlab.metrics.fid import kernel_distance
+
+    real, fake = _gauss(300, seed=5).astype(np.float32), _gauss(120, seed=6, shift=0.3).astype(np.float32)
+    _fresh_caches(monkeypatch)
+    computed = (kernel_distance(fake, real), density_coverage(fake, real, k=5), nb.precision_recall(fake, real))
+    path = tmp_path / "real.h5"
+    save_features(path, real, {"N": len(real)}, real_statistics(real))
+    _fresh_caches(monkeypatch)
+    loaded, _ = load_real_features(path)
+    assert len(nb._RADII) == 1  # handed over, not computed
+    assert (kernel_distance(fake, loaded), density_coverage(fake, loaded, k=5),
+            nb.precision_recall(fake, loaded)) == computed
+
+
+def test_the_metrics_read_the_stored_statistics(tmp_path, monkeypatch):
+    """Wrong numbers stored are what the metrics give: they are read, not computed again."""
+    from genlab.metrics.features import load_real_features, real_statistics, save_features
+    from genlab.metrics.fid import kernel_distance
+
+    real, fake = _gauss(300, seed=5).astype(np.float32), _gauss(120, seed=6).astype(np.float32)
+    _fresh_caches(monkeypatch)
+    right = kernel_distance(fake, real)["mean"], density_coverage(fake, real, k=5)["coverage"]
+    stats = real_statistics(real)
+    stats["kid_kernel_sum"] += 1e6
+    stats["knn_radii"] = np.zeros_like(stats["knn_radii"])  # no ball holds a sample: coverage 0
+    save_features(tmp_path / "real.h5", real, {"N": len(real)}, stats)
+    _fresh_caches(monkeypatch)
+    loaded, _ = load_real_features(tmp_path / "real.h5")
+    wrong = kernel_distance(fake, loaded)["mean"], density_coverage(fake, loaded, k=5)["coverage"]
+    assert wrong[0] == pytest.approx(right[0] + 1e6 / (300 * 299)) and right[1] > 0.5 and wrong[1] == 0.0

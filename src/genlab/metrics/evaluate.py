@@ -15,7 +15,8 @@ import numpy as np
 
 from genlab.data.hdf5 import read_info, read_inputs, read_split
 from genlab.errors import GenlabError
-from genlab.metrics.features import extract_features, feature_protocol, load_features, save_features
+from genlab.metrics.features import (extract_features, feature_protocol, load_features, load_real_features,
+                                     load_statistics, real_statistics, save_features)
 from genlab.metrics.fid import compute_fid_kid
 from genlab.metrics.inception import INCEPTION_EXTRACTOR, eval_settings
 from genlab.metrics.registry import ADAPTATION, CYCLE, NOISE, PAIRED, TRANSLATION, applicable
@@ -78,12 +79,15 @@ def train_evaluator(data_path: Path, weights_path: Path, features_path: Path, cf
                               limit=cfg["train_limit"], min_accuracy=cfg["min_accuracy"])
     model, _ = load_classifier(weights_path)
     images, _ = read_split(data_path, REAL_SPLIT)
-    feats, _ = predict(model, torch.from_numpy(images))
-    save_features(features_path, feats.numpy(), {**protocol, "N": int(len(feats))})
-    if train_features_path is not None:  # the memorization check's training side
+    test = predict(model, torch.from_numpy(images))[0].numpy()
+    save_features(features_path, test, {**protocol, "N": int(len(test))}, real_statistics(test))
+    if train_features_path is not None:  # the memorization check's training side, its reference fitted for `seed`
+        from genlab.metrics.neighbours import copying_reference, copying_statistics
+
         images, _ = read_split(data_path, "train", limit=cfg.get("memorization_train"))
-        feats, _ = predict(model, torch.from_numpy(images))
-        save_features(train_features_path, feats.numpy(), {**protocol, "split": "train", "N": int(len(feats))})
+        train = predict(model, torch.from_numpy(images))[0].numpy()
+        save_features(train_features_path, train, {**protocol, "split": "train", "N": int(len(train))},
+                      copying_statistics(copying_reference(train, test, seed=seed), seed))
     return {"dataset": info["dataset"], **record, "device": resolved.type}
 
 
@@ -194,7 +198,7 @@ class EvalContext:
         against the whole test split."""
         from genlab.metrics.classifier import classifier_view
 
-        real_penultimate, _ = load_features(self.evaluator.features)
+        real_penultimate, _ = load_real_features(self.evaluator.features)
         return classifier_view(self.samples, self.labels, self.evaluator.classifier, real_penultimate, self.seed)
 
     @property
@@ -207,7 +211,7 @@ class EvalContext:
         view = self.classifier
         if view.get("features") is None:
             return None
-        real, _ = load_features(self.evaluator.features)
+        real, _ = load_real_features(self.evaluator.features)
         entry = view["classifier_fid"]
         protocol = {k: entry[k] for k in ("extractor", "n_fake", "n_real", "classifier_accuracy", "trusted")}
         return view["features"], real, protocol
@@ -215,11 +219,14 @@ class EvalContext:
 
 @functools.lru_cache(maxsize=2)
 def _copying_reference(train_path: Path, test_path: Path, seed: int):
-    from genlab.metrics.neighbours import copying_reference
+    from genlab.metrics.neighbours import copying_reference, stored_copying_reference
 
     train, _ = load_features(train_path)
     test, _ = load_features(test_path)
-    return copying_reference(train, test, seed=seed) if len(train) and len(test) else None
+    if not (len(train) and len(test)):
+        return None
+    return (stored_copying_reference(train, len(test), load_statistics(train_path), seed)
+            or copying_reference(train, test, seed=seed))
 
 
 def evaluate(ctx: EvalContext, names: Iterable[str] | None = None) -> dict:

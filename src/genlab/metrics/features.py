@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Mapping
 
 import h5py
 import numpy as np
@@ -18,6 +19,7 @@ from genlab.device import resolve_device
 
 _DATASET = "features"
 _PROTOCOL_ATTR = "protocol"
+_STATISTIC = "statistic."  # datasets beside the features: what metrics compute from them alone (real_statistics)
 
 
 @functools.lru_cache(maxsize=4)
@@ -91,8 +93,10 @@ def feature_protocol(*, n: int, dataset: str, split: str, precision: str, runtim
     return protocol
 
 
-def save_features(path: str | Path, feats: np.ndarray, protocol: dict) -> None:
-    """Write features (N, D) and the protocol (JSON attribute) atomically to HDF5, byte-stable."""
+def save_features(path: str | Path, feats: np.ndarray, protocol: dict,
+                  statistics: Mapping[str, np.ndarray | float] | None = None) -> None:
+    """Write features (N, D), the protocol (JSON attribute) and `statistics` computed from them (datasets
+    `statistic.<name>`, read by load_statistics) atomically to HDF5, byte-stable."""
     feats = np.asarray(feats)
     if feats.ndim != 2:
         raise ValueError(f"features must be (N, D), got {feats.shape}")
@@ -103,6 +107,8 @@ def save_features(path: str | Path, feats: np.ndarray, protocol: dict) -> None:
         # features would hash differently for DVC.
         with h5py.File(tmp, "w", track_order=False) as f:
             f.create_dataset(_DATASET, data=feats, track_times=False)
+            for name, value in sorted((statistics or {}).items()):
+                f.create_dataset(_STATISTIC + name, data=np.asarray(value), track_times=False)
             f.attrs[_PROTOCOL_ATTR] = json.dumps(protocol, sort_keys=True)
 
 
@@ -111,4 +117,37 @@ def load_features(path: str | Path) -> tuple[np.ndarray, dict]:
     with h5py.File(path, "r") as f:
         feats = f[_DATASET][()]
         protocol = json.loads(f.attrs[_PROTOCOL_ATTR])
+    return feats, protocol
+
+
+def load_statistics(path: str | Path) -> dict[str, np.ndarray]:
+    """The statistics save_features stored beside a file's features, by name ({} for none)."""
+    with h5py.File(path, "r") as f:
+        return {key[len(_STATISTIC):]: f[key][()] for key in f if key.startswith(_STATISTIC)}
+
+
+def real_statistics(feats: np.ndarray) -> dict[str, np.ndarray | float]:
+    """What every model's metrics would compute again from a real set's features alone, in every evaluate
+    process: KID's kernel sum over its pairs and each point's nearest-neighbour radii. The stage that writes
+    the features stores them (save_features' `statistics`); load_real_features hands them to the metrics."""
+    from genlab.metrics.fid import real_kernel_sum
+    from genlab.metrics.neighbours import real_radii
+
+    if len(feats) < 2:
+        return {}
+    return {"kid_kernel_sum": real_kernel_sum(feats), "knn_radii": real_radii(feats)}
+
+
+def load_real_features(path: str | Path) -> tuple[np.ndarray, dict]:
+    """(features, protocol) of a real set, its stored statistics (real_statistics) handed to the metrics'
+    per-process caches: the numbers are those the metrics compute, read instead of computed."""
+    from genlab.metrics.fid import remember_kernel_sum
+    from genlab.metrics.neighbours import remember_radii
+
+    feats, protocol = load_features(path)
+    statistics = load_statistics(path)
+    if "kid_kernel_sum" in statistics:
+        remember_kernel_sum(feats, float(statistics["kid_kernel_sum"]))
+    if "knn_radii" in statistics:
+        remember_radii(feats, statistics["knn_radii"])
     return feats, protocol

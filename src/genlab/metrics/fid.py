@@ -79,6 +79,18 @@ _KERNEL_BLOCK = 1024
 _REAL_KERNEL_SUMS: dict[str, float] = {}  # a real set's off-diagonal kernel sum, by content: one per process
 
 
+def real_kernel_sum(real_feats) -> float:
+    """KID's real-side term: the kernel summed over every pair of a real set's features (diagonal left out),
+    stored beside the features by the stage that writes them (genlab.metrics.features.real_statistics)."""
+    real = _as_float64_tensor(real_feats)
+    return _kernel_sum(real, real, real.shape[1], same=True)
+
+
+def remember_kernel_sum(real_feats, total: float) -> None:
+    """Hand this process a real set's stored kernel sum, so kernel_distance does not compute it again."""
+    _REAL_KERNEL_SUMS[content_key(_as_float64_tensor(real_feats))] = float(total)
+
+
 def _kernel_sum(x: torch.Tensor, y: torch.Tensor, dim: int, same: bool) -> float:
     """Sum of the cubic polynomial kernel (x.y / dim + 1)^3 over all pairs (the diagonal left out when x is
     y), in float64, block by block."""
@@ -105,7 +117,7 @@ def kernel_distance(fake_feats, real_feats, *, subsets: int = 10, subset_size: i
         raise ValueError(f"KID needs at least 2 features a side, got {m} fake and {n} real")
     key = content_key(real)
     if key not in _REAL_KERNEL_SUMS:
-        _REAL_KERNEL_SUMS[key] = _kernel_sum(real, real, dim, same=True)
+        _REAL_KERNEL_SUMS[key] = real_kernel_sum(real)
     mmd2 = (_kernel_sum(fake, fake, dim, same=True) / (m * (m - 1)) + _REAL_KERNEL_SUMS[key] / (n * (n - 1))
             - 2 * _kernel_sum(fake, real, dim, same=False) / (m * n))
     size = min(subset_size, m, n)

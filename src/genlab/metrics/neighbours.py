@@ -86,6 +86,18 @@ def _knn_radii(real: torch.Tensor, k: int) -> torch.Tensor:
     return _RADII[key][:, k - 1]
 
 
+def real_radii(points) -> np.ndarray:
+    """A real set's (N, min(RADII_K, N - 1)) sorted distances of each point to its nearest other points: what
+    _knn_radii keeps, stored beside the features by the stage that writes them."""
+    t = _as_f64(points)
+    return _compute_knn_radii(t, min(RADII_K, len(t) - 1), every=True).numpy()
+
+
+def remember_radii(points, radii: np.ndarray) -> None:
+    """Hand this process a real set's stored radii (real_radii), so no metric computes them again."""
+    _RADII[content_key(_as_f64(points))] = torch.from_numpy(np.ascontiguousarray(radii, dtype=np.float64))
+
+
 def _compute_knn_radii(points: torch.Tensor, k: int, every: bool = False) -> torch.Tensor:
     """Each point's distance to its k-th nearest other point; with ``every``, the (N, k) sorted distances to
     its 1st..k-th."""
@@ -290,6 +302,26 @@ def copying_reference(train, test, *, cells: int | None = None, seed: int = 0, m
     centres = _kmeans(train_t, k, seed, max_iter=max_iter)
     return CopyingReference(train_t, centres, _nearest_t(test_t, centres)[0].numpy(),
                             _nearest_t(test_t, train_t)[1].numpy())
+
+
+def copying_statistics(reference: CopyingReference, seed: int) -> dict[str, np.ndarray]:
+    """A reference's fitted parts (the k-means centres for `seed`, the test points' cells and nearest-training
+    distances), to store beside the training features: every model's evaluate stage reads them."""
+    return {"copying_seed": np.int64(seed), "copying_centres": reference.centres.numpy(),
+            "copying_test_cell": reference.test_cell, "copying_test_d": reference.test_d}
+
+
+def stored_copying_reference(train, test_points: int, statistics: dict, seed: int) -> CopyingReference | None:
+    """The CopyingReference that copying_reference(train, test, seed=seed) would fit, from what
+    copying_statistics stored; None when nothing is stored for this seed, this many test points and the
+    default number of cells."""
+    if "copying_centres" not in statistics or int(statistics["copying_seed"]) != seed:
+        return None
+    train_t = _as_f64(train, "train")
+    centres, test_cell = statistics["copying_centres"], statistics["copying_test_cell"]
+    if len(test_cell) != test_points or len(centres) != default_cells(len(train_t), test_points):
+        return None
+    return CopyingReference(train_t, torch.from_numpy(centres), test_cell, statistics["copying_test_d"])
 
 
 def data_copying(

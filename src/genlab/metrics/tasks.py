@@ -24,7 +24,7 @@ from genlab.data.hdf5 import read_info, read_split
 from genlab.data.tasks import TASK_KINDS
 from genlab.io import write_bytes_atomic
 from genlab.metrics.classifier import CLASSIFIER_EXTRACTOR, PENULTIMATE_DIM, load_classifier, predict, save_no_classifier
-from genlab.metrics.features import load_features, save_features
+from genlab.metrics.features import load_features, real_statistics, save_features
 
 
 def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path, features_path: Path,
@@ -45,7 +45,7 @@ def task_evaluator(task_path: Path, dataset_classifier: Path, weights_path: Path
         record["classifier"] = f"{dataset_classifier.name} (the dataset's, copied)"
         write_bytes_atomic(weights_path, Path(dataset_classifier).read_bytes())
         feats, logits = predict(classifier, torch.from_numpy(images))
-        save_features(features_path, feats.numpy(), {**protocol, "N": int(len(feats))})
+        save_features(features_path, feats.numpy(), {**protocol, "N": int(len(feats))}, real_statistics(feats.numpy()))
         accuracy = float((logits.argmax(1).numpy() == labels).mean()) if labels is not None else None
         return {**record, "test_accuracy": accuracy, "trusted": meta.get("trusted"), "reason": meta.get("reason")}
     if classifier is None:
