@@ -11,7 +11,7 @@ from genlab.data.hdf5 import pack_dataset, read_split
 from genlab.data.sources import default_preprocessing
 from genlab.metrics.classifier import classifier_view
 from genlab.metrics.evaluate import train_evaluator
-from genlab.metrics.features import load_features
+from genlab.metrics.features import load_real_features
 
 MIRROR = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")
@@ -26,7 +26,7 @@ def evaluator(tmp_path_factory):
     weights, features = root / "classifier.pt", root / "classifier-features.h5"
     cfg = {"epochs": 1, "batch_size": 64, "lr": 1e-3, "train_limit": 6000, "min_accuracy": 0.85}
     record = train_evaluator(packed, weights, features, cfg, seed=0, device="cpu")
-    real_penultimate, _ = load_features(features)
+    real_penultimate, _ = load_real_features(features)  # with the statistics the evaluator stored, as evaluate reads them
     test_images, test_labels = read_split(packed, "test")
     return {"record": record, "weights": weights, "real": real_penultimate,
             "images": test_images, "labels": test_labels}
