@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from projects import BIN, MIRROR, dvc, env_for, git, make_project, tiny_params
+from projects import BIN, MIRROR, dvc, env_for, git, logged, make_project, start_logged, tiny_params
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not MIRROR.exists(), reason="needs `apt-get install dataset-fashion-mnist`")]
@@ -60,11 +60,9 @@ GAN = {"gan": {"type": "gan", "dataset": "fashion-mnist", "epochs": 2, "batch_si
 def start_queue(repo: Path, uri: str, jobs: int) -> None:
     """`dvc queue start -j jobs`, its output to a file. The workers it spawns inherit its stdout and stderr:
     with pipes (capture_output) it would return only when the last worker exits, and never if one hangs."""
-    log = repo.parent / "queue-start.log"
-    with log.open("w") as out:
-        proc = subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", str(jobs)], cwd=repo, stdout=out,
-                              stderr=subprocess.STDOUT, env=env_for(repo, MLFLOW_TRACKING_URI=uri), timeout=120)
-    assert proc.returncode == 0, log.read_text()
+    proc = start_logged([str(BIN / "dvc"), "queue", "start", "-j", str(jobs)], repo.parent / "queue-start.log",
+                        cwd=repo, env=env_for(repo, MLFLOW_TRACKING_URI=uri))
+    assert proc.wait(timeout=120) == 0, logged(proc)
 
 
 def wait_for_queue(repo: Path, uri: str, timeout: float = 900) -> str:
