@@ -7,6 +7,11 @@ with one thread a worker (2-core AMD EPYC, Zen 3)."""
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
 
 
 def pytest_configure(config):
@@ -26,3 +31,28 @@ def pytest_collection_modifyitems(session, config, items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each module's own order kept
+
+
+@pytest.fixture(scope="session")
+def mlflow_store_at(tmp_path_factory):
+    """`at(directory)` puts an empty MLflow store, `directory/mlflow.db`, in place and returns its URI.
+
+    Opening a new sqlite store runs every MLflow schema migration (~1.6 s on a 2-core AMD EPYC, 22 times
+    in `make test-fast`); each worker runs them once, into a template, and every store is a copy of it:
+    the same schema MLflow would write, with its Default experiment's artifacts under `directory`."""
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()  # creates and migrates it
+
+    def at(directory: Path) -> str:
+        path = Path(directory) / "mlflow.db"
+        shutil.copyfile(template, path)
+        db = sqlite3.connect(path)
+        with db:  # where MLflow puts the Default experiment's artifacts: mlruns/0 beside the store
+            db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                       (str(path.parent / "mlruns" / "0"),))
+        db.close()
+        return f"sqlite:///{path}"
+
+    return at

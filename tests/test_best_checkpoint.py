@@ -29,12 +29,12 @@ def params(**train) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, Path]:
+def trained(tmp_path_factory, mlflow_store_at) -> dict[str, Path]:
     """One model trained with selection and one without, in one MLflow store."""
     root = tmp_path_factory.mktemp("best")
     packed, classifier = packed_with_classifier(root, n_train=96, n_test=24, epochs=2)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_store_at(root))
         mp.chdir(root)
         for name, train in (("selected", {}), ("plain", {"best_metric": "none"})):
             train_model(parse_params(params(**train)), "m", packed, root / name, root / f"{name}.csv", classifier)

@@ -38,7 +38,7 @@ class Payload:
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory) -> dict[str, Path]:
+def outputs(tmp_path_factory, mlflow_store_at) -> dict[str, Path]:
     """A tiny packed dataset, one trained model (model.pt, checkpoint.pt) and its classifier."""
     root = tmp_path_factory.mktemp("outputs")
     rng = np.random.default_rng(0)
@@ -48,7 +48,7 @@ def outputs(tmp_path_factory) -> dict[str, Path]:
     packed = root / "fashion-mnist.h5"
     pack_dataset("fashion-mnist", root, packed, default_preprocessing("fashion-mnist"))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_store_at(root))
         mp.chdir(root)
         train(packed, root / "reference")
     classifier = root / "data" / "evaluator" / "fashion-mnist.pt"
@@ -60,8 +60,8 @@ def outputs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def store(tmp_path, monkeypatch, mlflow_store_at):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store_at(tmp_path))
     monkeypatch.chdir(tmp_path)
 
 

@@ -101,11 +101,11 @@ def log_seeds(client, experiment: str, tmp: Path, model: str, seeds: dict[int, i
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, mlflow_store_at):
     from mlflow.tracking import MlflowClient
 
     tmp = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = mlflow_store_at(tmp)
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("fashion-mnist", artifact_location=(tmp / "mlartifacts").as_uri())
     numbers, protocols = split_records(500)

@@ -1,8 +1,8 @@
 """Metrics on the real shipped Inception weights and real torch-fidelity code (no mocks).
 
 Kept small for a 2-core CPU: 16 images per set, 28x28 grayscale, features computed once per module.
-Each full FID costs ~5 s here (torch-fidelity takes eigvals of a 2048x2048 non-symmetric matrix), so
-FID results are computed once per module too.
+Each full FID costs ~4 s here (torch-fidelity takes eigvals of a 2048x2048 non-symmetric matrix), so
+one check uses all 2048 dims and the others a slice.
 """
 from __future__ import annotations
 
@@ -59,8 +59,10 @@ def features(clean_images) -> dict:
 
 @pytest.fixture(scope="module")
 def noise_metrics(features) -> list[dict]:
-    """FID/KID of each noise level against the clean set, in rising noise order."""
-    return [compute_fid_kid(features[sigma], features["clean"]) for sigma in NOISE_SIGMAS]
+    """FID/KID of each noise level against the clean set, in rising noise order, on the first 512 feature
+    dims: the ordering is the metric's, not the dimension's (2048-d FID costs ~4 s here, 512-d ~0.2 s;
+    the full 2048-d FID is checked on the set against itself)."""
+    return [compute_fid_kid(features[sigma][:, :512], features["clean"][:, :512]) for sigma in NOISE_SIGMAS]
 
 
 def test_extractor_registered_with_torch_fidelity():

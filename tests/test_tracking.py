@@ -12,8 +12,8 @@ from genlab.tracking.store import TrackingLost, TrackingUnavailable, check_store
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(tmp_path, monkeypatch, mlflow_store_at):
+    uri = mlflow_store_at(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     return uri

@@ -22,8 +22,8 @@ def packed(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(tmp_path, monkeypatch, mlflow_store_at):
+    uri = mlflow_store_at(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     return uri
