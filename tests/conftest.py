@@ -56,3 +56,12 @@ def mlflow_store_at(tmp_path_factory):
         return f"sqlite:///{path}"
 
     return at
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, mlflow_store_at) -> str:
+    """A fresh MLflow store in tmp_path, named by MLFLOW_TRACKING_URI, with the test's cwd there: its URI."""
+    uri = mlflow_store_at(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri

@@ -20,6 +20,8 @@ from genlab.torch_io import UnsafeWeightsFile
 from genlab.models.files import load_model
 from genlab.training.loop import train_model
 
+pytestmark = pytest.mark.usefixtures("store")  # a fresh MLflow store per test, cwd in tmp_path (conftest)
+
 PARAMS = {"seed": 3, "train": {"device": "cpu", "precision": "fp32", "log_every": 2, "grid_size": 4},
           "models": {"m": {"type": "dcgan", "epochs": 2, "batch_size": 16, "width": 8, "latent_dim": 8,
                            "steps_per_epoch": 2}}}
@@ -57,12 +59,6 @@ def outputs(tmp_path_factory, mlflow_store_at) -> dict[str, Path]:
     model_dir = root / "reference" / "models" / "m"
     return {"packed": packed, "model": model_dir / "model.pt", "checkpoint": model_dir / "checkpoint.pt",
             "classifier": classifier, "none": root / "none.pt"}
-
-
-@pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch, mlflow_store_at):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store_at(tmp_path))
-    monkeypatch.chdir(tmp_path)
 
 
 def train(packed: Path, out: Path) -> None:

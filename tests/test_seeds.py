@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from genlab.config import parse_params
 from genlab.training.seeds import train_seeds
 from miniatures import packed_bars
-from test_training import store  # noqa: F401  (autouse: a fresh MLflow store per test, cwd in tmp_path)
+
+pytestmark = pytest.mark.usefixtures("store")  # a fresh MLflow store per test, cwd in tmp_path (conftest)
 
 GAN = {"type": "gan", "epochs": 2, "batch_size": 16, "steps_per_epoch": 3, "latent_dim": 8}
 

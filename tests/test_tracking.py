@@ -11,14 +11,6 @@ from genlab.tracking import TrainingRun, require_store
 from genlab.tracking.store import TrackingLost, TrackingUnavailable, check_store
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch, mlflow_store_at):
-    uri = mlflow_store_at(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
-
-
 def new_run(tmp_path) -> TrainingRun:
     return TrainingRun.create(experiment="e", run_name="m", params={"a": 1}, tags={"genlab.model": "m"},
                               run_dir=tmp_path / "models" / "m")

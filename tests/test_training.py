@@ -13,20 +13,14 @@ from genlab.training import loop
 from genlab.training.loop import TrainingDiverged, train_model
 from miniatures import packed_bars
 
+pytestmark = pytest.mark.usefixtures("store")  # a fresh MLflow store per test, cwd in tmp_path (conftest)
+
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     """128 train / 32 test images of Fashion-MNIST's shape: class k is a bar at row 2k."""
     return packed_bars(tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("packed") / "fashion-mnist.h5",
                        (128, 32), noise=40, rows=(4, 7), cols=(4, 24), value=255)
-
-
-@pytest.fixture(autouse=True)
-def store(tmp_path, monkeypatch, mlflow_store_at):
-    uri = mlflow_store_at(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
 
 
 def params_for(model: dict, **train):

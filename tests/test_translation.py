@@ -275,14 +275,11 @@ def test_task_loader_pairs_rows_and_draws_unpaired_domains_separately(task_files
 
 
 # --------------------------------------------------------------------------- train, then sample
-def test_train_then_sample_writes_inputs_outputs_targets(task_files, classifier_file, tmp_path, monkeypatch,
-                                                        mlflow_store_at):
+def test_train_then_sample_writes_inputs_outputs_targets(task_files, classifier_file, tmp_path, store):
     from genlab.sampling.sample import draw_samples
     from genlab.models.files import load_model
     from genlab.training.loop import train_model
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store_at(tmp_path))
-    monkeypatch.chdir(tmp_path)
     p = params({"m": {"type": "cyclegan", "dataset": "unpaired-edges", "epochs": 1, "steps_per_epoch": 2,
                       "batch_size": 8, **SMALL["cyclegan"]}},
                train={"device": "cpu", "log_every": 1, "grid_size": 24})
